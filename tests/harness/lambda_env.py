@@ -55,6 +55,7 @@ class StopResult(NamedTuple):
     extension_pid: int | None  # None if the extension never started
     extension_exited_by_itself: bool  # gone before the deadline and not SIGKILLed by the emulator
     extension_exit_ms: float | None  # from SIGTERM to the emulator (it then sends SHUTDOWN) to exit
+    extension_killed: bool  # the emulator logged that it SIGKILLed the extension
     emulator_exit_code: int
 
 
@@ -236,7 +237,7 @@ class ExecutionEnvironment:
         by_itself = exit_ms is not None and exit_ms < SHUTDOWN_DEADLINE_MS and not killed
         self._kill(processes)
         self.close()
-        return StopResult(ext_pid, by_itself, exit_ms, code)
+        return StopResult(ext_pid, by_itself, exit_ms, killed, code)
 
     def close(self) -> None:
         """Stop everything this environment started and remove its files (idempotent).

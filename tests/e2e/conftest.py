@@ -1,0 +1,96 @@
+"""Fixtures for the end-to-end tests: one FerretDB per session, the extension binary, and
+Lambda execution environments whose logs are attached to a failing test's report."""
+
+import os
+import re
+import subprocess
+
+import pytest
+from pymongo import MongoClient
+
+from harness import REPO_ROOT, HarnessError, sidecar_binary
+from harness.ferretdb import FerretDB
+from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
+
+_timings: list[tuple[str, str, float]] = []
+
+
+@pytest.fixture(scope="session")
+def ferretdb():
+    with FerretDB() as db:
+        yield db
+
+
+@pytest.fixture(scope="session")
+def mongo(ferretdb):
+    """A direct pymongo client, to check what the extension wrote without going through it."""
+    with MongoClient(ferretdb.uri, directConnection=True) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def sidecar_bin():
+    """The extension: $MONGO_SIDECAR_BIN as given, or else built now with cargo."""
+    if not os.environ.get("MONGO_SIDECAR_BIN"):
+        build = subprocess.run(["cargo", "build", "--release", "-p", "mongo-sidecar"], cwd=REPO_ROOT)
+        if build.returncode != 0:
+            pytest.fail("cargo build --release -p mongo-sidecar failed", pytrace=False)
+    try:
+        return sidecar_binary()
+    except HarnessError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def database(request, mongo):
+    """A database of the test's own, named after it and empty at the start."""
+    name = "e2e_" + re.sub(r"[^A-Za-z0-9]+", "_", request.node.name).strip("_")
+    name = name[:63]
+    mongo.drop_database(name)
+    return name
+
+
+@pytest.fixture
+def start_env(request, ferretdb, sidecar_bin, database):
+    """start_env(runtime, **kwargs) -> a started ExecutionEnvironment for a sample function,
+    using the test's database; every environment is closed after the test."""
+    envs: list[ExecutionEnvironment] = []
+    request.node.lambda_envs = envs
+
+    def start(runtime: str, **kwargs) -> ExecutionEnvironment:
+        env = {"MONGODB_URI": ferretdb.uri, "MONGODB_DATABASE": database} | kwargs.pop("env", {})
+        fn = ExecutionEnvironment(runtime, SAMPLE_FUNCTIONS / runtime, binary=sidecar_bin, env=env, **kwargs)
+        envs.append(fn)
+        return fn.start()
+
+    yield start
+    for fn in envs:
+        fn.close()
+
+
+@pytest.fixture
+def record_timing(request, record_property):
+    """record_timing(what, ms): kept in the JUnit properties and printed after the run."""
+
+    def record(what: str, ms: float) -> None:
+        record_property(what, f"{ms:.1f}")
+        _timings.append((request.node.name, what, ms))
+
+    return record
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach each environment's log (emulator, runtime, function, extension) to a failure."""
+    report = yield
+    if report.failed:
+        for i, fn in enumerate(getattr(item, "lambda_envs", [])):
+            report.sections.append((f"Lambda environment {i} ({fn.runtime}) log", fn.log_text()))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _timings:
+        terminalreporter.section("timings")
+        for test, what, ms in _timings:
+            terminalreporter.write_line(f"{ms:9.1f} ms  {what:<28} {test}")
