@@ -87,11 +87,12 @@ TEST_SUITES := test-rust test-e2e
 # Lines that close a runner's output: cargo test, pytest, node --test.
 SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) 
 
-# run_suite(name, command): run the command, tee its output to the log, keep its summary lines.
+# run_suite(command), in a test-NAME recipe: run the command, tee its output to the suite's log,
+# keep its summary lines and its status for `make test`.
 run_suite = mkdir -p $(LOGS); \
-	rc=0; { $(2); } 2>&1 | tee $(LOGS)/$(1).log || rc=$$?; \
-	{ grep -E '$(SUMMARY_LINES)' $(LOGS)/$(1).log || echo "(no summary line)"; } | sed 's/^/  /' > $(LOGS)/$(1).summary; \
-	[ $$rc -eq 0 ] && echo ok > $(LOGS)/$(1).status || echo "FAILED (exit $$rc)" > $(LOGS)/$(1).status; \
+	rc=0; { $(1); } 2>&1 | tee $(LOGS)/$@.log || rc=$$?; \
+	{ grep -E '$(SUMMARY_LINES)' $(LOGS)/$@.log || echo "(no summary line)"; } | sed 's/^/  /' > $(LOGS)/$@.summary; \
+	if [ $$rc -eq 0 ]; then echo ok; else echo "FAILED (exit $$rc)"; fi > $(LOGS)/$@.status; \
 	exit $$rc
 
 .PHONY: test
@@ -107,11 +108,11 @@ test: tools build ## Install tools, build, run every test suite, print each summ
 
 .PHONY: test-rust
 test-rust: ## Rust unit and integration tests, against a fresh FerretDB
-	@$(call run_suite,rust,$(WITH_FERRETDB) cargo test --workspace)
+	@$(call run_suite,$(WITH_FERRETDB) cargo test --workspace)
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests: sample functions under the Lambda emulator with the extension
-	@$(call run_suite,e2e,$(PYTHON) -m pytest tests/e2e)
+	@$(call run_suite,$(PYTHON) -m pytest tests/e2e)
 
 # ---------------------------------------------------------------------------------------------
 
