@@ -211,6 +211,23 @@ class ExecutionEnvironment:
                 return pid
         return None
 
+    def freeze(self) -> None:
+        """Stop the function's and the extension's processes (SIGSTOP), as Lambda freezes an
+        environment between invocations; thaw() before the next invoke."""
+        self._signal_processes(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal_processes(signal.SIGCONT)
+
+    def _signal_processes(self, signum: int) -> None:
+        if self._proc is None:
+            raise HarnessError("environment not started")
+        for pid in descendants(self._proc.pid):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout: float = 5.0) -> StopResult:
         """SIGTERM the emulator (it sends SHUTDOWN to the extension), and time the extension's exit.
 
