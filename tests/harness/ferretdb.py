@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     except (HarnessError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
