@@ -1,0 +1,176 @@
+//! Keeping credentials out of every log line, error body and panic message.
+//!
+//! Two layers: [`redact_uri`] rewrites a connection string for display, and a process-wide
+//! list of known secrets ([`register_secret`]) is scrubbed from every log line ([`ScrubbingWriter`])
+//! and every error message that might quote a driver or AWS error ([`scrub`]).
+
+use std::io::{self, Write};
+use std::sync::{OnceLock, RwLock};
+
+const REDACTED: &str = "<redacted>";
+
+/// Connection-string options whose values are credentials.
+const SECRET_OPTIONS: &[&str] = &["authmechanismproperties", "tlscertificatekeyfilepassword"];
+
+fn secrets() -> &'static RwLock<Vec<String>> {
+    static SECRETS: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
+    SECRETS.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Remembers a value that must never be printed. Short values are ignored: scrubbing "a" from
+/// every line would destroy the logs and protect nothing.
+pub fn register_secret(secret: &str) {
+    if secret.len() < 4 {
+        return;
+    }
+    if let Ok(mut list) = secrets().write() {
+        if !list.iter().any(|s| s == secret) {
+            list.push(secret.to_owned());
+            // Longest first, so a secret that contains another is replaced whole.
+            list.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+}
+
+/// Registers a connection string's credentials: the whole URI, its user info (raw and
+/// percent-decoded) and the values of its secret options.
+pub fn register_uri(uri: &str) {
+    register_secret(uri);
+    let Some((_, rest)) = uri.split_once("://") else {
+        return;
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if let Some((userinfo, _)) = rest[..authority_end].rsplit_once('@') {
+        register_secret(userinfo);
+        if let Some((user, password)) = userinfo.split_once(':') {
+            register_secret(password);
+            register_secret(&percent_decode(password));
+            register_secret(&percent_decode(user));
+        }
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=') {
+                if SECRET_OPTIONS.contains(&key.to_ascii_lowercase().as_str()) {
+                    register_secret(value);
+                    register_secret(&percent_decode(value));
+                }
+            }
+        }
+    }
+}
+
+/// Replaces every registered secret in `text` with `<redacted>`.
+pub fn scrub(text: &str) -> String {
+    let Ok(list) = secrets().read() else {
+        return text.to_owned();
+    };
+    let mut out = text.to_owned();
+    for secret in list.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
+/// A connection string fit for a log line: the credentials and secret option values replaced.
+pub fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return REDACTED.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let hosts = match authority.rsplit_once('@') {
+        Some((_, hosts)) => format!("{REDACTED}@{hosts}"),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_owned(),
+        Some((path, query)) => {
+            let options: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _))
+                        if SECRET_OPTIONS.contains(&key.to_ascii_lowercase().as_str()) =>
+                    {
+                        format!("{key}={REDACTED}")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", options.join("&"))
+        }
+    };
+    format!("{scheme}://{hosts}{tail}")
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A log writer that scrubs registered secrets from each formatted line before writing it.
+pub struct ScrubbingWriter<W>(pub W);
+
+impl<W: Write> Write for ScrubbingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_uri_hides_credentials_and_secret_options() {
+        assert_eq!(
+            redact_uri(
+                "mongodb+srv://app:s3cr%40t@cluster0.example.net/app?retryWrites=true&authMechanismProperties=AWS_SESSION_TOKEN:abc"
+            ),
+            "mongodb+srv://<redacted>@cluster0.example.net/app?retryWrites=true&authMechanismProperties=<redacted>"
+        );
+        assert_eq!(
+            redact_uri("mongodb://localhost:27017"),
+            "mongodb://localhost:27017"
+        );
+        assert_eq!(redact_uri("not a uri"), "<redacted>");
+    }
+
+    #[test]
+    fn scrub_removes_registered_uri_parts_in_any_encoding() {
+        register_uri("mongodb://alice:p%40ssw0rd-XYZ@db.internal:27017/?authSource=admin");
+        let line = "auth failed for alice:p%40ssw0rd-XYZ (password p@ssw0rd-XYZ)";
+        let scrubbed = scrub(line);
+        assert!(!scrubbed.contains("ssw0rd"), "{scrubbed}");
+    }
+
+    #[test]
+    fn short_values_are_not_treated_as_secrets() {
+        register_secret("ab");
+        assert_eq!(scrub("abc"), "abc");
+    }
+}
