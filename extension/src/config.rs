@@ -28,6 +28,7 @@ pub const AUTH: &str = "MONGO_SIDECAR_AUTH";
 pub const READY_TIMEOUT_MS: &str = "MONGO_SIDECAR_READY_TIMEOUT_MS";
 pub const MAX_TIME_MS: &str = "MONGO_SIDECAR_MAX_TIME_MS";
 pub const DEADLINE_MARGIN_MS: &str = "MONGO_SIDECAR_DEADLINE_MARGIN_MS";
+pub const REVALIDATE_AFTER_MS: &str = "MONGO_SIDECAR_REVALIDATE_AFTER_MS";
 pub const MAX_BODY_BYTES: &str = "MONGO_SIDECAR_MAX_BODY_BYTES";
 pub const MAX_DEPTH: &str = "MONGO_SIDECAR_MAX_DEPTH";
 pub const MAX_WRITE_BATCH: &str = "MONGO_SIDECAR_MAX_WRITE_BATCH";
@@ -134,6 +135,8 @@ pub struct Config {
     pub ready_timeout: Duration,
     pub max_time: Duration,
     pub deadline_margin: Duration,
+    /// A request after this long without an answer from the server pings it first.
+    pub revalidate_after: Duration,
     pub limits: Limits,
     pub policy: Policy,
     /// `AWS_LAMBDA_RUNTIME_API`, when running as a Lambda extension.
@@ -347,6 +350,7 @@ impl Config {
             ready_timeout: ms(READY_TIMEOUT_MS, 3_000, 0..=600_000)?,
             max_time: ms(MAX_TIME_MS, 30_000, 1..=3_600_000)?,
             deadline_margin: ms(DEADLINE_MARGIN_MS, 200, 0..=60_000)?,
+            revalidate_after: ms(REVALIDATE_AFTER_MS, 1_000, 0..=3_600_000)?,
             limits,
             policy,
             app_name: get(AWS_LAMBDA_FUNCTION_NAME)

@@ -4,9 +4,9 @@
 //! keeper task that connects and warms it in the background, and that re-probes the server
 //! whenever the data source is found unavailable, so it recovers without a restart.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mongodb::Client;
 use mongodb::bson::doc;
@@ -40,6 +40,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the keeper waits between probes while the server cannot be reached.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one revalidation ping may take before its connection is given up as dead.
+const REVALIDATE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether a data source can serve requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +91,13 @@ pub struct DataSource {
     state: watch::Sender<State>,
     pool: Arc<PoolStats>,
     pool_limits: OnceLock<(u32, u32)>,
+    /// When the server last answered, in ms since `epoch` (a monotonic clock, which keeps
+    /// running while Lambda freezes the environment).
+    last_answer_ms: AtomicU64,
+    epoch: Instant,
+    revalidate_after: OnceLock<Duration>,
+    /// One revalidation at a time; concurrent requests wait for its verdict.
+    revalidating: tokio::sync::Mutex<()>,
 }
 
 /// Why a request cannot use a data source right now.
@@ -108,7 +117,60 @@ impl DataSource {
             state: watch::channel(State::Warming).0,
             pool: Arc::default(),
             pool_limits: OnceLock::new(),
+            last_answer_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            revalidate_after: OnceLock::new(),
+            revalidating: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Records that the server just answered.
+    pub fn mark_answered(&self) {
+        self.last_answer_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let last = self.last_answer_ms.load(Ordering::Relaxed);
+        self.epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
+
+    /// After a quiet spell (a Lambda freeze, most likely) a pooled socket may be dead: the
+    /// server restarted, or a NAT dropped the flow. A ping finds out before the request's own
+    /// operation does, which matters for writes, which a standalone server cannot retry.
+    /// A ping that fails costs its connection; the second runs on a fresh one.
+    async fn revalidate(&self, client: &Client) -> Result<(), NotReady> {
+        let Some(after) = self.revalidate_after.get() else {
+            return Ok(());
+        };
+        if self.silent_for() < *after {
+            return Ok(());
+        }
+        let _one_at_a_time = self.revalidating.lock().await;
+        if self.silent_for() < *after {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let admin = client.database("admin");
+        for attempt in 1..=2 {
+            let ping = admin.run_command(doc! {"ping": 1});
+            match tokio::time::timeout(REVALIDATE_TIMEOUT, ping).await {
+                Ok(Ok(_)) => {
+                    self.mark_answered();
+                    debug!(data_source = %self.name, attempt, elapsed_us = started.elapsed().as_micros() as u64, "revalidated after a quiet spell");
+                    return Ok(());
+                }
+                Ok(Err(err)) => {
+                    debug!(data_source = %self.name, attempt, error = %describe_unreachable(&err), "revalidation ping failed")
+                }
+                Err(_) => debug!(data_source = %self.name, attempt, "revalidation ping timed out"),
+            }
+        }
+        let reason = "the server stopped answering while the environment was idle";
+        self.mark_unavailable(reason);
+        Err(NotReady::Unavailable(reason.to_owned()))
     }
 
     pub fn state(&self) -> State {
@@ -124,7 +186,10 @@ impl DataSource {
             _ => return Err(NotReady::Warming),
         };
         match (state, self.client.get()) {
-            (State::Ready, Some(client)) => Ok(client),
+            (State::Ready, Some(client)) => {
+                self.revalidate(client).await?;
+                Ok(client)
+            }
             (State::Unavailable(reason), _) => Err(NotReady::Unavailable(reason)),
             _ => Err(NotReady::Warming),
         }
@@ -162,6 +227,7 @@ impl DataSource {
     /// connecting happens in the background.
     pub async fn start(self: &Arc<Self>, uri: &str, config: &Config) -> Result<(), String> {
         register_uri(uri);
+        self.revalidate_after.set(config.revalidate_after).ok();
         let options = client_options(uri, config, &self.pool).await?;
         self.pool_limits
             .set((
@@ -189,6 +255,7 @@ impl DataSource {
             let started = std::time::Instant::now();
             match client.database("admin").run_command(doc! {"ping": 1}).await {
                 Ok(_) => {
+                    self.mark_answered();
                     client.warm_connection_pool().await;
                     let was = self.state.send_replace(State::Ready);
                     if was != State::Ready {

@@ -282,6 +282,7 @@ async fn run_action(
                 ))
             })?
             .map_err(|e| mongo_error(&e, &source))?;
+    source.mark_answered();
 
     match outcome {
         actions::Outcome::Document(doc) => respond::document(format, &doc),
