@@ -1,0 +1,156 @@
+'use strict';
+// HTTP to the sidecar: one kept-alive connection pool for the whole process, TCP or a Unix
+// socket, and the two retries that are always safe (see `exchange` and `callAction`).
+
+const http = require('http');
+const ejson = require('./ejson');
+const { MongoSidecarError } = require('./errors');
+
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_PORT = 27080;
+const DEFAULT_MAX_RETRY_WAIT_MS = 1000;
+
+// Shared by every client in the process: a handler keeps reusing the same few connections
+// across invocations. Idle sockets are unref'd by the agent, so they never hold the process.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8, maxFreeSockets: 8, scheduling: 'lifo' });
+
+// What a write to a connection the sidecar has already closed reports. The sidecar closes
+// connections that stay idle longer than its header timeout (MONGO_SIDECAR_HEADER_TIMEOUT_MS,
+// 5 s by default), which a Lambda freeze easily outlasts; the request never reached it, so it is
+// safe to send again.
+const STALE_CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/** Where the sidecar listens: an explicit option, else the environment, else 127.0.0.1:27080. */
+function resolveTarget(options) {
+  const socketPath = options.socketPath || process.env.MONGO_SIDECAR_SOCKET;
+  if (socketPath) return { socketPath };
+  const host = options.host || process.env.MONGO_SIDECAR_HOST || DEFAULT_HOST;
+  const port = Number(options.port || process.env.MONGO_SIDECAR_PORT || DEFAULT_PORT);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new TypeError(`mongo-sidecar port must be 1-65535, not ${options.port || process.env.MONGO_SIDECAR_PORT}`);
+  }
+  return { host, port };
+}
+
+function describeTarget(target) {
+  return target.socketPath ? `unix:${target.socketPath}` : `${target.host}:${target.port}`;
+}
+
+/** One request and its whole response body. Rejects with the error annotated with whether the
+ * socket was a reused one and whether any response had started. */
+function exchangeOnce(target, method, path, headers, payload, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    let responded = false;
+    let timer;
+    const req = http.request({ ...target, agent, method, path, headers });
+    const fail = (err) => {
+      clearTimeout(timer);
+      err.reusedSocket = req.reusedSocket;
+      err.responded = responded;
+      reject(err);
+    };
+    req.on('response', (res) => {
+      responded = true;
+      const chunks = [];
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('error', fail);
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode, headers: res.headers, text: chunks.join('') });
+      });
+    });
+    req.on('error', fail);
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        const err = new Error(`no answer within ${timeoutMs} ms`);
+        err.code = 'ClientTimeout';
+        req.destroy(err);
+      }, timeoutMs);
+    }
+    req.end(payload);
+  });
+}
+
+/**
+ * A request, sent again when it went out on a pooled connection the sidecar had closed. Each
+ * such failure removes one dead socket from the pool, so this ends, at the latest on a fresh
+ * connection, whose errors are final.
+ */
+async function exchange(target, method, path, headers, payload, timeoutMs) {
+  for (;;) {
+    try {
+      return await exchangeOnce(target, method, path, headers, payload, timeoutMs);
+    } catch (err) {
+      const stale = err.reusedSocket && !err.responded && STALE_CONNECTION_CODES.has(err.code);
+      if (!stale) {
+        const code = err.code === 'ClientTimeout' ? 'ClientTimeout' : 'SidecarUnreachable';
+        throw new MongoSidecarError(
+          `mongo-sidecar at ${describeTarget(target)}: ${err.message}`,
+          { code, cause: err },
+        );
+      }
+    }
+  }
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Retry-After in milliseconds, at most `capMs`; the cap when it is absent or not seconds. */
+function retryDelayMs(header, capMs) {
+  const seconds = Number(header);
+  if (header === undefined || header === '' || !Number.isFinite(seconds) || seconds < 0) return capMs;
+  return Math.min(seconds * 1000, capMs);
+}
+
+function tokenFor(settings) {
+  // Read at each call: a token set after the client was made (or rotated) still applies.
+  return settings.token || process.env.MONGO_SIDECAR_TOKEN || process.env.AWS_SESSION_TOKEN;
+}
+
+/**
+ * POST /action/{action} with `body`; resolves to the decoded response body. A 503 Warming (the
+ * sidecar's database connection is still being made) is retried once, after Retry-After capped
+ * at `settings.maxRetryWaitMs`; every other error becomes a MongoSidecarError.
+ */
+async function callAction(settings, action, body) {
+  const payload = ejson.stringify(body);
+  const headers = {
+    'Content-Type': 'application/json',
+    Accept: 'application/ejson',
+    'Content-Length': Buffer.byteLength(payload),
+  };
+  const token = tokenFor(settings);
+  if (token) headers.apiKey = token;
+  const path = `/action/${encodeURIComponent(action)}`;
+  const send = () => exchange(settings.target, 'POST', path, headers, payload, settings.timeoutMs);
+
+  let res = await send();
+  if (res.status === 503) {
+    const error = parseJson(res.text);
+    if (error && error.error_code === 'Warming') {
+      const delay = retryDelayMs(res.headers['retry-after'], settings.maxRetryWaitMs);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      res = await send();
+    }
+  }
+  if (res.status === 200) return ejson.parse(res.text);
+  const retryAfter = res.headers['retry-after'] === undefined ? undefined : Number(res.headers['retry-after']);
+  throw MongoSidecarError.fromResponse(action, res.status, parseJson(res.text), retryAfter);
+}
+
+/** GET /health: the sidecar's readiness body (status "ready", "warming" or "unavailable"). */
+async function health(settings) {
+  const res = await exchange(settings.target, 'GET', '/health', {}, undefined, settings.timeoutMs);
+  return parseJson(res.text);
+}
+
+module.exports = {
+  agent, callAction, health, resolveTarget, DEFAULT_MAX_RETRY_WAIT_MS,
+};

@@ -1,0 +1,183 @@
+'use strict';
+// The client's retry rules, against small local servers of the test's own that misbehave on
+// purpose (the real sidecar cannot be made to do these on cue): a 503 Warming is retried exactly
+// once, after Retry-After capped at maxRetryWaitMs; other 503s are not; a request sent on a
+// kept-alive connection the server had already dropped is sent again on a new one.
+
+const assert = require('node:assert/strict');
+const http = require('http');
+const net = require('net');
+const { test } = require('node:test');
+
+const { MongoSidecar, MongoSidecarError } = require('../index');
+
+/** An HTTP server that answers the nth request (0-based) with `answers[min(n, last)]`. */
+async function scriptedServer(answers) {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const { status, body, headers = {} } = answers[Math.min(server.requests, answers.length - 1)];
+      server.requests += 1;
+      res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
+      res.end(JSON.stringify(body));
+    });
+  });
+  server.requests = 0;
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+const WARMING = {
+  status: 503,
+  headers: { 'Retry-After': '0' },
+  body: { error: 'the database connection is still warming up', error_code: 'Warming' },
+};
+const FOUND = { status: 200, body: { document: { _id: { $numberInt: '1' } } } };
+
+function collectionAt(server, options = {}) {
+  return new MongoSidecar({ port: server.address().port, token: 't', ...options }).db('d').collection('c');
+}
+
+async function rejection(promise) {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected the call to fail');
+}
+
+test('a 503 Warming is retried once and the second answer is returned', async () => {
+  const server = await scriptedServer([WARMING, FOUND]);
+  try {
+    assert.deepEqual(await collectionAt(server).findOne({}), { _id: 1 });
+    assert.equal(server.requests, 2);
+  } finally {
+    server.close();
+  }
+});
+
+test('a second 503 Warming is not retried again: it surfaces as the error', async () => {
+  const server = await scriptedServer([WARMING, WARMING, FOUND]);
+  try {
+    const err = await rejection(collectionAt(server).findOne({}));
+    assert.ok(err instanceof MongoSidecarError);
+    assert.equal(err.status, 503);
+    assert.equal(err.code, 'Warming');
+    assert.equal(err.retryAfter, 0);
+    assert.equal(server.requests, 2);
+  } finally {
+    server.close();
+  }
+});
+
+test('other 503s (Overloaded, DatabaseUnavailable) are not retried', async () => {
+  for (const code of ['Overloaded', 'DatabaseUnavailable']) {
+    const server = await scriptedServer([
+      { status: 503, headers: { 'Retry-After': '0' }, body: { error: 'busy', error_code: code } }, FOUND,
+    ]);
+    try {
+      const err = await rejection(collectionAt(server).findOne({}));
+      assert.equal(err.code, code);
+      assert.equal(server.requests, 1);
+    } finally {
+      server.close();
+    }
+  }
+});
+
+test('the wait before the retry honours Retry-After but never exceeds the cap (1 s by default)', async () => {
+  const long = { ...WARMING, headers: { 'Retry-After': '30' } };
+  const server = await scriptedServer([long, FOUND, long, FOUND]);
+  try {
+    let started = Date.now();
+    await collectionAt(server).findOne({});
+    const defaultWait = Date.now() - started;
+    assert.ok(defaultWait >= 950 && defaultWait < 2000, `waited ${defaultWait} ms with the default cap`);
+
+    started = Date.now();
+    await collectionAt(server, { maxRetryWaitMs: 100 }).findOne({});
+    const cappedWait = Date.now() - started;
+    assert.ok(cappedWait >= 95 && cappedWait < 900, `waited ${cappedWait} ms with a 100 ms cap`);
+  } finally {
+    server.close();
+  }
+});
+
+test('a short Retry-After is honoured as given', async () => {
+  const server = await scriptedServer([{ ...WARMING, headers: { 'Retry-After': '0' } }, FOUND]);
+  try {
+    const started = Date.now();
+    await collectionAt(server).findOne({});
+    assert.ok(Date.now() - started < 500);
+  } finally {
+    server.close();
+  }
+});
+
+/**
+ * A raw HTTP/1.1 server that answers the first request on each connection and, when
+ * `dropSecond` is set, closes the connection on receiving a second one without answering: what
+ * the sidecar does to a connection that sat idle past its header timeout.
+ */
+async function droppingServer({ dropFirst = false } = {}) {
+  const stats = { connections: 0, requests: 0 };
+  const sockets = new Set();
+  const server = net.createServer((socket) => {
+    stats.connections += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let seen = 0;
+    let pending = '';
+    socket.on('data', (chunk) => {
+      pending += chunk;
+      for (;;) {
+        const headEnd = pending.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        const length = Number((/content-length: *(\d+)/i.exec(pending.slice(0, headEnd)) || [0, 0])[1]);
+        if (pending.length < headEnd + 4 + length) return;
+        pending = pending.slice(headEnd + 4 + length);
+        stats.requests += 1;
+        seen += 1;
+        if (dropFirst || seen > 1) {
+          socket.resetAndDestroy();
+          return;
+        }
+        const body = '{"document":null}';
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/ejson\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.stats = stats;
+  server.shutdown = () => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  };
+  return server;
+}
+
+test('a request on a kept-alive connection the server dropped is sent again on a new one', async () => {
+  const server = await droppingServer();
+  try {
+    const coll = collectionAt(server);
+    assert.equal(await coll.findOne({}), null);
+    assert.equal(await coll.findOne({}), null, 'the second call succeeds despite the dropped connection');
+    assert.deepEqual(server.stats, { connections: 2, requests: 3 });
+  } finally {
+    server.shutdown();
+  }
+});
+
+test('a failure on a new connection is not retried', async () => {
+  const server = await droppingServer({ dropFirst: true });
+  try {
+    const err = await rejection(collectionAt(server).findOne({}));
+    assert.ok(err instanceof MongoSidecarError);
+    assert.equal(err.code, 'SidecarUnreachable');
+    assert.equal(server.stats.requests, 1);
+  } finally {
+    server.shutdown();
+  }
+});
