@@ -182,15 +182,9 @@ function decodeInPlace(value) {
     }
     break; // only the first key can make an object a wrapper
   }
-  for (const key in value) {
-    const decoded = decodeInPlace(value[key]);
-    if (key === '__proto__') {
-      // A plain assignment would set the prototype; the field is data.
-      Object.defineProperty(value, key, { value: decoded, writable: true, enumerable: true, configurable: true });
-    } else {
-      value[key] = decoded;
-    }
-  }
+  // (A field named __proto__ is safe to assign: JSON.parse made it an own data property, which
+  // shadows the prototype setter.)
+  for (const key in value) value[key] = decodeInPlace(value[key]);
   return value;
 }
 

@@ -109,6 +109,7 @@ def test_object_id_is_hex_inside_equal_hashable_and_generated_unique():
 def test_a_document_whose_first_key_starts_with_dollar_is_not_mistaken_for_a_wrapper():
     doc = loads('{"$oid":"65a1b2c3d4e5f60718293a4b","other":{"$numberInt":"1"}}')
     assert doc == {"$oid": "65a1b2c3d4e5f60718293a4b", "other": 1}
+    assert loads('{"$numberInt":"1","a":{"$numberInt":"2"},"b":3}') == {"$numberInt": "1", "a": 2, "b": 3}
 
 
 def test_a_value_of_an_unknown_type_is_refused_with_its_type_named():
