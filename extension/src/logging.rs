@@ -1,39 +1,44 @@
 //! Logging that honours Lambda's `AWS_LAMBDA_LOG_LEVEL` and `AWS_LAMBDA_LOG_FORMAT`, and that
 //! scrubs every registered secret from every line, panics included.
 
-use tracing_subscriber::EnvFilter;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::redact::{ScrubbingWriter, scrub};
 
 pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
 pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
 
-/// Lambda's level names (TRACE, DEBUG, INFO, WARN, ERROR, FATAL) as a tracing directive.
-fn level_directive(level: Option<&str>) -> &'static str {
+/// Lambda's level names (TRACE, DEBUG, INFO, WARN, ERROR, FATAL) as a tracing level.
+fn level_filter(level: Option<&str>) -> LevelFilter {
     match level.map(str::to_ascii_uppercase).as_deref() {
-        Some("TRACE") => "trace",
-        Some("DEBUG") => "debug",
-        Some("WARN") => "warn",
-        Some("ERROR" | "FATAL") => "error",
-        _ => "info",
+        Some("TRACE") => LevelFilter::TRACE,
+        Some("DEBUG") => LevelFilter::DEBUG,
+        Some("WARN") => LevelFilter::WARN,
+        Some("ERROR" | "FATAL") => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
     }
 }
 
 pub fn init() {
-    let level = level_directive(std::env::var(AWS_LAMBDA_LOG_LEVEL).ok().as_deref());
+    let level = level_filter(std::env::var(AWS_LAMBDA_LOG_LEVEL).ok().as_deref());
     // Our own events at the chosen level; the libraries' only when they warn.
-    let filter = EnvFilter::new(format!("warn,mongo_sidecar={level}"));
+    let filter = Targets::new()
+        .with_default(LevelFilter::WARN.min(level))
+        .with_target("mongo_sidecar", level);
     let json = std::env::var(AWS_LAMBDA_LOG_FORMAT).is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let writer = || ScrubbingWriter(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false)
         .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().with_current_span(false).init();
+        registry.with(fmt.json().with_current_span(false)).init();
     } else {
-        builder.init();
+        registry.with(fmt).init();
     }
     std::panic::set_hook(Box::new(|info| {
         let message = scrub(&info.to_string());
@@ -47,9 +52,9 @@ mod tests {
 
     #[test]
     fn lambda_level_names_map_to_tracing_levels() {
-        assert_eq!(level_directive(Some("DEBUG")), "debug");
-        assert_eq!(level_directive(Some("fatal")), "error");
-        assert_eq!(level_directive(None), "info");
-        assert_eq!(level_directive(Some("bogus")), "info");
+        assert_eq!(level_filter(Some("DEBUG")), LevelFilter::DEBUG);
+        assert_eq!(level_filter(Some("fatal")), LevelFilter::ERROR);
+        assert_eq!(level_filter(None), LevelFilter::INFO);
+        assert_eq!(level_filter(Some("bogus")), LevelFilter::INFO);
     }
 }
