@@ -7,9 +7,13 @@
 const assert = require('node:assert/strict');
 const http = require('http');
 const net = require('net');
-const { test } = require('node:test');
+const { after, test } = require('node:test');
 
 const { MongoSidecar, MongoSidecarError } = require('../index');
+const { agent } = require('../lib/transport');
+
+// Should a request hang (a broken timeout), let the file's process end anyway.
+after(() => agent.destroy());
 
 /** An HTTP server that answers the nth request (0-based) with `answers[min(n, last)]`. */
 async function scriptedServer(answers) {
@@ -116,11 +120,12 @@ test('a short Retry-After is honoured as given', async () => {
 });
 
 /**
- * A raw HTTP/1.1 server that answers the first request on each connection and, when
- * `dropSecond` is set, closes the connection on receiving a second one without answering: what
- * the sidecar does to a connection that sat idle past its header timeout.
+ * A raw HTTP/1.1 server that answers the first request on each connection and resets the
+ * connection when a second arrives on it, without answering: what the sidecar does to a
+ * connection that sat idle past its header timeout. `dropFirst`: reset at the first request
+ * instead. `cutSecond`: start answering the second request, then close mid-body.
  */
-async function droppingServer({ dropFirst = false } = {}) {
+async function droppingServer({ dropFirst = false, cutSecond = false } = {}) {
   const stats = { connections: 0, requests: 0 };
   const sockets = new Set();
   const server = net.createServer((socket) => {
@@ -140,6 +145,11 @@ async function droppingServer({ dropFirst = false } = {}) {
         pending = pending.slice(headEnd + 4 + length);
         stats.requests += 1;
         seen += 1;
+        if (cutSecond && seen > 1) {
+          socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/ejson\r\nContent-Length: 100\r\n\r\n{"docu');
+          setTimeout(() => socket.destroy(), 20);
+          return;
+        }
         if (dropFirst || seen > 1) {
           socket.resetAndDestroy();
           return;
@@ -179,5 +189,34 @@ test('a failure on a new connection is not retried', async () => {
     assert.equal(server.stats.requests, 1);
   } finally {
     server.shutdown();
+  }
+});
+
+test('a connection that fails after the answer began is not retried', async () => {
+  const server = await droppingServer({ cutSecond: true });
+  try {
+    const coll = collectionAt(server);
+    assert.equal(await coll.findOne({}), null);
+    const err = await rejection(coll.findOne({}));
+    assert.equal(err.code, 'SidecarUnreachable');
+    assert.deepEqual(server.stats, { connections: 1, requests: 2 });
+  } finally {
+    server.shutdown();
+  }
+});
+
+test('no answer within timeoutMs is a ClientTimeout error', { timeout: 5000 }, async () => {
+  const silent = net.createServer((socket) => socket.unref());
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  silent.unref();
+  try {
+    const started = Date.now();
+    const err = await rejection(collectionAt(silent, { timeoutMs: 200 }).findOne({}));
+    assert.ok(err instanceof MongoSidecarError);
+    assert.equal(err.code, 'ClientTimeout');
+    assert.equal(err.status, 0);
+    assert.ok(Date.now() - started < 1000);
+  } finally {
+    silent.close();
   }
 });

@@ -122,7 +122,7 @@ class Transport:
                 if reused and not responded:
                     continue
                 raise self._unreachable(err) from err
-            except OSError as err:
+            except (OSError, http.client.HTTPException) as err:
                 conn.close()
                 raise self._unreachable(err) from err
             except BaseException:

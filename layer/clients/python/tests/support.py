@@ -199,27 +199,52 @@ def _read_requests(conn):
             yield
 
 
+def _reset(conn):
+    # SO_LINGER 0: close with a reset, not a graceful FIN.
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
 class DroppingServer(_SocketServer):
     """Answers the first request on each connection and resets the connection when a second
     arrives on it, without answering: what the sidecar does to a connection that sat idle past
-    its header timeout. With ``drop_first``, resets every connection at its first request."""
+    its header timeout. ``drop_first``: reset at the first request instead. ``cut_second``: start
+    answering the second request, then close mid-body ("close") or reset the connection ("reset")."""
 
-    def __init__(self, drop_first=False):
+    def __init__(self, drop_first=False, cut_second=None):
         self.requests = 0
         self._drop_first = drop_first
+        self._cut_second = cut_second
         super().__init__()
 
     def handle(self, conn):
         for seen, _ in enumerate(_read_requests(conn), start=1):
             self.requests += 1
+            if self._cut_second and seen > 1:
+                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"docu')
+                time.sleep(0.02)
+                if self._cut_second == "reset":
+                    _reset(conn)
+                else:
+                    conn.close()
+                return
             if self._drop_first or seen > 1:
-                # SO_LINGER 0: close with a reset, not a graceful FIN.
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
+                _reset(conn)
                 return
             body = b'{"document":null}'
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/ejson\r\nContent-Length: "
                          + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+class SilentServer(_SocketServer):
+    """Accepts connections and reads, but never answers (and hangs up after 5 s, so a client
+    whose timeout is broken fails the test instead of hanging it)."""
+
+    def handle(self, conn):
+        conn.settimeout(5)
+        for _ in _read_requests(conn):
+            pass
+        conn.close()
 
 
 class ScriptedServer:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mongo_sidecar import MongoSidecar, MongoSidecarError
-from support import DroppingServer, ScriptedServer
+from support import DroppingServer, ScriptedServer, SilentServer
 
 WARMING = (503, {"Retry-After": "0"}, {"error": "the database connection is still warming up", "error_code": "Warming"})
 FOUND = (200, {}, {"document": {"_id": {"$numberInt": "1"}}})
@@ -93,5 +93,31 @@ def test_a_failure_on_a_new_connection_is_not_retried():
             collection_at(server).find_one({})
         assert caught.value.code == "SidecarUnreachable"
         assert server.requests == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_connection_that_fails_after_the_answer_began_is_not_retried(how):
+    server = DroppingServer(cut_second=how)
+    try:
+        coll = collection_at(server)
+        assert coll.find_one({}) is None
+        with pytest.raises(MongoSidecarError) as caught:
+            coll.find_one({})
+        assert caught.value.code == "SidecarUnreachable"
+        assert (server.connections, server.requests) == (1, 2)
+    finally:
+        server.close()
+
+
+def test_no_answer_within_the_timeout_is_a_client_timeout_error():
+    server = SilentServer()
+    try:
+        started = time.monotonic()
+        with pytest.raises(MongoSidecarError) as caught:
+            MongoSidecar(port=server.port, token="t", timeout=0.2).db("d").collection("c").find_one({})
+        assert (caught.value.status, caught.value.code) == (0, "ClientTimeout")
+        assert time.monotonic() - started < 1
     finally:
         server.close()
