@@ -99,15 +99,15 @@ impl ApiError {
                 source.mark_unavailable("no server answered within the server selection timeout");
                 Self::unavailable("DatabaseUnavailable", message)
             }
+            // One connection failed, not necessarily the server: the driver has already
+            // discarded it, so only this request fails. (FerretDB, for one, drops the
+            // connection on a BSON type it does not support.)
             ErrorKind::Io(_)
             | ErrorKind::ConnectionPoolCleared { .. }
-            | ErrorKind::DnsResolve { .. } => {
-                source.mark_unavailable("a network error interrupted an operation");
-                Self::unavailable(
-                    "DatabaseUnavailable",
-                    "the database is unavailable: a network error interrupted the operation",
-                )
-            }
+            | ErrorKind::DnsResolve { .. } => Self::unavailable(
+                "DatabaseUnavailable",
+                "the database connection failed during the operation",
+            ),
             ErrorKind::Authentication { .. } => Self::unavailable(
                 "DatabaseUnavailable",
                 "the sidecar could not authenticate to the database; check the connection string's credentials",

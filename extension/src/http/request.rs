@@ -114,6 +114,11 @@ impl ActionBody {
                 "the request body is empty; send a JSON object",
             ));
         }
+        if let Some(literal) = oversized_integer(bytes) {
+            return Err(ApiError::invalid(format!(
+                "the integer {literal} is out of range for a 64-bit integer; send it as {{\"$numberDecimal\": \"{literal}\"}} or as a double"
+            )));
+        }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             let what = match e.classify() {
                 serde_json::error::Category::Eof => "the JSON ends too early",
@@ -413,6 +418,44 @@ fn field_error(name: &str, problem: &str) -> ApiError {
     ApiError::invalid(format!("{name} is not valid Extended JSON: {problem}"))
 }
 
+/// The first integer literal in `json` with more digits than any 64-bit integer has.
+///
+/// serde_json reads such a literal as a double, silently rounding it; a request that writes an
+/// integer must not have it stored as something else. One pass over the bytes, skipping strings.
+fn oversized_integer(json: &[u8]) -> Option<String> {
+    const MAX_DIGITS: usize = 19;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                while i < json.len() && json[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let is_integer = !matches!(json.get(i), Some(b'.' | b'e' | b'E'));
+                if is_integer && i - start > MAX_DIGITS {
+                    return Some(String::from_utf8_lossy(&json[start..i]).into_owned());
+                }
+                // The rest of the number: fraction and exponent digits are not integers.
+                while i < json.len()
+                    && matches!(json[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// The nesting depth of a JSON object, without recursion.
 fn nesting_depth(root: &Map<String, Value>) -> usize {
     let mut deepest = 1;
@@ -479,6 +522,24 @@ mod tests {
             parse(&very_deep).err().map(|e| e.status.as_u16()),
             Some(400)
         );
+    }
+
+    #[test]
+    fn integers_too_long_for_64_bits_are_refused_not_rounded() {
+        let err = parse(r#"{"database":"a","collection":"c","n":100000000000000000000}"#)
+            .expect_err("too long");
+        assert!(
+            err.message.contains("100000000000000000000"),
+            "{}",
+            err.message
+        );
+        let doubles = r#"{"database":"a","collection":"c","n":1e20,"f":1.00000000000000000000001}"#;
+        assert!(parse(doubles).is_ok());
+        assert!(parse(r#"{"database":"a","collection":"c","s":"100000000000000000000"}"#).is_ok());
+        assert!(
+            parse(r#"{"database":"a","collection":"c","s":"a\"100000000000000000000"}"#).is_ok()
+        );
+        assert!(parse(r#"{"database":"a","collection":"c","n":-9223372036854775808}"#).is_ok());
     }
 
     #[test]

@@ -6,13 +6,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+
 use axum::Router;
+use axum::body::Body;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -70,14 +77,16 @@ pub async fn serve(
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // hyper's own header timeout also runs while a kept-alive connection sits idle, and would
+    // close it under a client about to reuse it (after a thaw, both sides' timers fire at once).
+    // HeadTimeout times only a request head that has started to arrive.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
 
     let Listeners { tcp, unix } = listeners;
-    let unix_path = unix.as_ref().map(|(_, p)| p.clone());
-    let (unix_listener, _) = match unix {
+    let (unix_listener, unix_path) = match unix {
         Some((l, p)) => (Some(l), Some(p)),
         None => (None, None),
     };
@@ -93,12 +102,11 @@ pub async fn serve(
             conn = accept_unix(unix_listener.as_ref()) => conn.map(Connection::Unix),
         };
         match accepted {
-            Ok(conn) => {
-                let service = TowerToHyperService::new(app.clone());
-                match conn {
-                    Connection::Tcp(s) => spawn_connection(&builder, &graceful, s, service),
-                    Connection::Unix(s) => spawn_connection(&builder, &graceful, s, service),
-                }
+            Ok(Connection::Tcp(s)) => {
+                spawn_connection(&builder, &graceful, s, &app, header_timeout)
+            }
+            Ok(Connection::Unix(s)) => {
+                spawn_connection(&builder, &graceful, s, &app, header_timeout)
             }
             // Running out of file descriptors and the like: back off rather than spin.
             Err(err) => {
@@ -142,15 +150,154 @@ fn spawn_connection<S>(
     builder: &hyper::server::conn::http1::Builder,
     graceful: &GracefulShutdown,
     stream: S,
-    service: TowerToHyperService<Router>,
+    app: &Router,
+    header_timeout: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let phase = Arc::new(AtomicU8::new(IDLE));
+    let io = HeadTimeout {
+        inner: stream,
+        phase: Arc::clone(&phase),
+        timeout: header_timeout,
+        timer: None,
+    };
+    let app = app.clone();
+    let service = hyper::service::service_fn(move |request| {
+        // The head is in: from here the handler's own body timeout and time budget apply.
+        phase.store(REQUEST, Ordering::Relaxed);
+        let response = app.clone().oneshot(request.map(Body::new));
+        let phase = Arc::clone(&phase);
+        async move {
+            response
+                .await
+                .map(|r| r.map(|body| Body::new(IdleWhenSent { body, phase })))
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     let conn = graceful.watch(conn);
     tokio::spawn(async move {
         if let Err(err) = conn.await {
             tracing::debug!(error = %err, "connection ended with an error");
         }
     });
+}
+
+/// Where a connection is between requests, shared by its I/O and its service.
+const IDLE: u8 = 0;
+/// Bytes of a request head have arrived; the head must be complete within the timeout.
+const HEAD: u8 = 1;
+/// The head was parsed and the request is being served.
+const REQUEST: u8 = 2;
+
+/// A connection's I/O that ends the connection when a request head, once started, does not
+/// arrive whole within `timeout`. Idle time between requests is not counted.
+struct HeadTimeout<S> {
+    inner: S,
+    phase: Arc<AtomicU8>,
+    timeout: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for HeadTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let phase = self.phase.load(Ordering::Relaxed);
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before && phase == IDLE => {
+                self.phase.store(HEAD, Ordering::Relaxed);
+                let timeout = self.timeout;
+                self.timer = Some(Box::pin(tokio::time::sleep(timeout)));
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if phase == HEAD => {
+                let expired = self
+                    .timer
+                    .as_mut()
+                    .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+                if expired {
+                    tracing::debug!("request head not received in time; closing the connection");
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request head not received in time",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+            other => {
+                if phase != HEAD {
+                    self.timer = None;
+                }
+                other
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for HeadTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A response body that marks its connection idle once it has been sent (or dropped).
+struct IdleWhenSent {
+    body: Body,
+    phase: Arc<AtomicU8>,
+}
+
+impl http_body::Body for IdleWhenSent {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for IdleWhenSent {
+    fn drop(&mut self) {
+        self.phase.store(IDLE, Ordering::Relaxed);
+    }
 }
