@@ -110,6 +110,11 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
     let Some(wrapper) = wrapper else {
         let mut doc = Document::new();
         for (key, value) in map {
+            if key.contains('\0') {
+                return Err(EjsonError::new(format!(
+                    "the key {key:?} contains a NUL character, which BSON keys cannot hold"
+                )));
+            }
             let value = to_bson(value).map_err(|e| e.within(&key))?;
             doc.insert(key, value);
         }
@@ -863,6 +868,7 @@ mod tests {
                 "option 'q'",
             ),
             (json!({"$minKey": 2}), "$minKey must be 1"),
+            (json!({"a\u{0}b": 1}), "NUL character"),
             (
                 json!({"a": {"b": {"$numberInt": "x"}}}),
                 "at a.b: $numberInt",

@@ -67,8 +67,10 @@ impl State {
 #[derive(Debug, Default)]
 pub struct PoolStats {
     open: AtomicI64,
-    in_use: AtomicI64,
     created: AtomicI64,
+    /// Ids of the connections checked out now. A set, not a counter: the driver reports a
+    /// check-in without a check-out when an operation is cancelled mid-checkout.
+    checked_out: std::sync::Mutex<std::collections::HashSet<u32>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,17 +142,19 @@ impl DataSource {
     /// After a quiet spell (a Lambda freeze, most likely) a pooled socket may be dead: the
     /// server restarted, or a NAT dropped the flow. A ping finds out before the request's own
     /// operation does, which matters for writes, which a standalone server cannot retry.
-    /// A ping that fails costs its connection; the second runs on a fresh one.
-    async fn revalidate(&self, client: &Client) -> Result<(), NotReady> {
+    /// A ping that fails costs its connection; the second runs on a fresh one. Best effort:
+    /// if both fail, the request goes ahead and meets the server's state itself, so a busy
+    /// server is never mistaken for a gone one.
+    async fn revalidate(&self, client: &Client) {
         let Some(after) = self.revalidate_after.get() else {
-            return Ok(());
+            return;
         };
         if self.silent_for() < *after {
-            return Ok(());
+            return;
         }
         let _one_at_a_time = self.revalidating.lock().await;
         if self.silent_for() < *after {
-            return Ok(());
+            return;
         }
         let started = Instant::now();
         let admin = client.database("admin");
@@ -160,7 +164,7 @@ impl DataSource {
                 Ok(Ok(_)) => {
                     self.mark_answered();
                     debug!(data_source = %self.name, attempt, elapsed_us = started.elapsed().as_micros() as u64, "revalidated after a quiet spell");
-                    return Ok(());
+                    return;
                 }
                 Ok(Err(err)) => {
                     debug!(data_source = %self.name, attempt, error = %describe_unreachable(&err), "revalidation ping failed")
@@ -168,9 +172,7 @@ impl DataSource {
                 Err(_) => debug!(data_source = %self.name, attempt, "revalidation ping timed out"),
             }
         }
-        let reason = "the server stopped answering while the environment was idle";
-        self.mark_unavailable(reason);
-        Err(NotReady::Unavailable(reason.to_owned()))
+        warn!(data_source = %self.name, "the server did not answer two pings after a quiet spell");
     }
 
     pub fn state(&self) -> State {
@@ -187,7 +189,7 @@ impl DataSource {
         };
         match (state, self.client.get()) {
             (State::Ready, Some(client)) => {
-                self.revalidate(client).await?;
+                self.revalidate(client).await;
                 Ok(client)
             }
             (State::Unavailable(reason), _) => Err(NotReady::Unavailable(reason)),
@@ -216,7 +218,11 @@ impl DataSource {
             .unwrap_or((MAX_POOL_SIZE, MIN_POOL_SIZE));
         PoolFigures {
             open: self.pool.open.load(Ordering::Relaxed),
-            in_use: self.pool.in_use.load(Ordering::Relaxed),
+            in_use: self
+                .pool
+                .checked_out
+                .lock()
+                .map_or(0, |set| set.len() as i64),
             created: self.pool.created.load(Ordering::Relaxed),
             max_pool_size,
             min_pool_size,
@@ -339,9 +345,12 @@ pub async fn client_options(
                 delta(&stats.open, 1);
                 delta(&stats.created, 1);
             }
-            CmapEvent::ConnectionClosed(_) => delta(&stats.open, -1),
-            CmapEvent::ConnectionCheckedOut(_) => delta(&stats.in_use, 1),
-            CmapEvent::ConnectionCheckedIn(_) => delta(&stats.in_use, -1),
+            CmapEvent::ConnectionClosed(e) => {
+                delta(&stats.open, -1);
+                checked_out(&stats, e.connection_id, false);
+            }
+            CmapEvent::ConnectionCheckedOut(e) => checked_out(&stats, e.connection_id, true),
+            CmapEvent::ConnectionCheckedIn(e) => checked_out(&stats, e.connection_id, false),
             _ => {}
         }
     }));
@@ -351,6 +360,16 @@ pub async fn client_options(
         }
     }));
     Ok(options)
+}
+
+fn checked_out(stats: &PoolStats, connection_id: u32, out: bool) {
+    if let Ok(mut set) = stats.checked_out.lock() {
+        if out {
+            set.insert(connection_id);
+        } else {
+            set.remove(&connection_id);
+        }
+    }
 }
 
 /// Fills in what the connection string left unset.

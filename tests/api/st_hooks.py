@@ -1,4 +1,4 @@
-"""Schemathesis hooks: the sidecar's media types, the test server's limits, the known defects.
+"""Schemathesis hooks: the sidecar's media types and the test server's limits.
 
 Loaded by `st run` through `hooks` in schemathesis.toml (tests/api on PYTHONPATH).
 
@@ -11,8 +11,7 @@ Loaded by `st run` through `hooks` in schemathesis.toml (tests/api on PYTHONPATH
 - FerretDB 1.24, the test server, drops the connection when it is sent a Decimal128, MinKey or
   MaxKey value (the sidecar then rightly answers 503). That is the test server's limit, not the
   API's, so cases carrying one of those Extended JSON wrappers are not sent.
-- A 5xx that is the documented outcome of the request, or a known defect with a test of its own
-  in test_openapi.py, is not counted as a failure; how many were dropped, and why, is written as
+- A 5xx that is the documented outcome of the request is not counted as a failure; how many were dropped, and why, is written as
   JSON to $ST_HOOKS_DROPPED when the run ends.
 """
 
@@ -27,13 +26,13 @@ import schemathesis
 # Extended JSON wrappers of the BSON types FerretDB 1.24 cannot take.
 FERRETDB_UNSUPPORTED = frozenset({"$numberDecimal", "$minKey", "$maxKey"})
 
-# A request cut short by its maxTimeMS costs the pool its connection, and a run of them keeps the
-# test server busy enough that the sidecar's revalidation ping can time out and mark the database
-# unavailable (503 for seconds). A few milliseconds is a valid maxTimeMS but tests nothing the
-# rest of the generated data does not, so valid values below this are raised to it.
+# A request cut short by its maxTimeMS costs the pool its connection (the driver drops a
+# connection whose operation was interrupted), and a run of them keeps the test server busy. A
+# few milliseconds is a valid maxTimeMS but tests nothing the rest of the generated data does
+# not, so valid values below this are raised to it.
 MIN_MAX_TIME_MS = 2000
 
-_ACCEPT_SINGLE = itertools.cycle([None, "application/json", "application/ejson"])
+_ACCEPT_SINGLE = itertools.cycle([None, "application/json", "application/ejson", "application/x-ndjson"])
 _ACCEPT_CURSOR = itertools.cycle([None, "application/json", "application/ejson", "application/x-ndjson",
                                   "application/x-ndjson; format=ejson"])
 CURSOR_PATHS = ("/find", "/aggregate")
@@ -91,8 +90,6 @@ def map_case(context, case):
         value = body.get("maxTimeMS")
         if type(value) is int and 0 < value < MIN_MAX_TIME_MS:
             body["maxTimeMS"] = MIN_MAX_TIME_MS
-    # NDJSON only where documented: elsewhere it is a known defect, see
-    # test_openapi.py::test_known_defect_ndjson_is_only_for_find_and_aggregate.
     accept = next(_ACCEPT_CURSOR if case.path.endswith(CURSOR_PATHS) else _ACCEPT_SINGLE)
     if accept is not None:
         case.headers = {**(case.headers or {}), "Accept": accept}
@@ -115,10 +112,6 @@ def expected_outcome(status: int, code: str | None, body: dict) -> str | None:
     # A request that sets maxTimeMS may run out of it: 504 OperationTimedOut is the documented answer.
     if status == 504 and code == "OperationTimedOut" and "maxTimeMS" in body:
         return "504 OperationTimedOut for a request with maxTimeMS"
-    # Known defect, see test_openapi.py::test_known_defect_a_nul_in_a_filter_key_is_a_400: a key
-    # with a NUL character in a filter (or projection, sort, ...) is 502 DatabaseError, not 400.
-    if status == 502 and code == "DatabaseError" and any("\x00" in key for key in _keys(body)):
-        return "502 DatabaseError for a NUL in a key (known defect)"
     # The test server's limit (see above), in case a phase sends a case filter_case did not see.
     if status == 503 and carries_unsupported_type(body):
         return "503 for a type FerretDB cannot take"

@@ -7,8 +7,7 @@
 - The answers a fuzzer does not provoke (no token, a wrong one, unknown routes, limits, an
   unreachable database, ...) are documented statuses with documented bodies and headers.
 - Schemathesis generates requests from the document and checks the answers against it.
-- Known defects are strict xfails: fixing one fails its test, so the test and its workaround
-  in st_hooks.py come out together.
+- Defects schemathesis found have regression tests of their own at the end.
 
 Run (MONGO_SIDECAR_BIN=target/debug/mongo-sidecar for a debug build):
     PYTHONPATH=tests .tools/venv/bin/python -m harness.ferretdb run -- .tools/venv/bin/python -m pytest tests/api
@@ -475,24 +474,19 @@ def test_schemathesis_finds_no_failures(openapi_path, sidecar, tmp_path, report_
 
 
 # ---------------------------------------------------------------------------------------------
-# Known defects: each test states what the sidecar should do and fails until it does.
+# Regression tests for defects schemathesis found.
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: a NUL in a filter key is 502 DatabaseError, not 400")
-def test_known_defect_a_nul_in_a_filter_key_is_a_400(sidecar):
-    # insertOne refuses such a key with 400 (the driver's BsonSerialization error); a filter,
-    # projection, sort, let or comment key reaches the driver another way and comes back as
-    # "The server returned an invalid reply", which maps to 502.
+def test_a_nul_in_a_filter_key_is_a_400(sidecar):
+    # Found by schemathesis: such a key once reached the driver and came back as 502.
     body = {"database": "api_defects", "collection": "c", "filter": {"a\u0000b": 1}}
     status, _, raw = send(sidecar, "/action/findOne", body)
     assert (status, error_code(raw)) == (400, "InvalidParameter"), raw
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: Accept x-ndjson labels a single JSON object as NDJSON")
-def test_known_defect_ndjson_is_only_for_find_and_aggregate(sidecar):
+def test_ndjson_is_only_for_find_and_aggregate(sidecar):
     # find and aggregate stream documents as lines; every other action answers one JSON
-    # object, which with `Accept: application/x-ndjson` comes labelled application/x-ndjson,
-    # with no final newline.
+    # object, labelled application/json even when the client asked for NDJSON.
     body = {"database": "api_defects", "collection": "c"}
     status, headers, raw = send(sidecar, "/action/countDocuments", body,
                                 {"Content-Type": "application/json", "Accept": "application/x-ndjson"})
@@ -500,8 +494,7 @@ def test_known_defect_ndjson_is_only_for_find_and_aggregate(sidecar):
     assert headers["content-type"] == "application/json", raw
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: /health pool.inUse goes negative after requests cut short")
-def test_known_defect_pool_in_use_never_goes_negative(openapi, start_sidecar):
+def test_pool_in_use_never_goes_negative(openapi, start_sidecar):
     # Requests cut short by a 1 ms maxTimeMS drop the driver's operation mid-flight; the
     # connection check-in events then outnumber the check-outs the sidecar counted.
     sidecar = start_sidecar()

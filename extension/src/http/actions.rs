@@ -620,6 +620,7 @@ impl BulkWrite {
                     o.upsert = op.bool("upsert")?;
                     o.hint = op.hint()?;
                     o.collation = op.collation()?;
+                    o.bypass_document_validation = op.bool("bypassDocumentValidation")?;
                     policy::check_document(policy, &filter)
                         .map_err(|d| ApiError::forbidden(d.0))?;
                     WriteModel::ReplaceOne(filter, replacement, o)
@@ -704,7 +705,7 @@ async fn run_write_model(
             update,
             mut options,
         } => {
-            options.bypass_document_validation = bypass;
+            options.bypass_document_validation = options.bypass_document_validation.or(bypass);
             let r = if many {
                 coll.update_many(filter, update)
                     .with_options(options)
@@ -717,7 +718,7 @@ async fn run_write_model(
             record_update(counts, index, &r);
         }
         WriteModel::ReplaceOne(filter, replacement, mut options) => {
-            options.bypass_document_validation = bypass;
+            options.bypass_document_validation = options.bypass_document_validation.or(bypass);
             let r = coll
                 .replace_one(filter, replacement)
                 .with_options(options)

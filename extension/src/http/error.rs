@@ -176,6 +176,16 @@ impl ApiError {
     }
 }
 
+/// Whether the server answered (with an error): proof that it is there.
+pub fn server_answered(err: &mongodb::error::Error) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        ErrorKind::Command(_) | ErrorKind::Write(_) | ErrorKind::InsertMany(_)
+    ) || err
+        .get_custom::<super::actions::BulkWriteFailure>()
+        .is_some()
+}
+
 /// Names for the codes a server may send without one.
 fn known_code_name(code: i32) -> &'static str {
     match code {

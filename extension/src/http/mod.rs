@@ -281,7 +281,13 @@ async fn run_action(
                     budget.as_millis()
                 ))
             })?
-            .map_err(|e| mongo_error(&e, &source))?;
+            .map_err(|e| {
+                // A server error is still an answer: the server is there.
+                if error::server_answered(&e) {
+                    source.mark_answered();
+                }
+                mongo_error(&e, &source)
+            })?;
     source.mark_answered();
 
     match outcome {

@@ -25,6 +25,14 @@ pub struct ResponseFormat {
 }
 
 impl ResponseFormat {
+    /// The same output mode, framed as one object.
+    pub fn single_object(self) -> Self {
+        Self {
+            framing: Framing::Object,
+            ..self
+        }
+    }
+
     pub fn content_type(&self) -> &'static str {
         match (self.framing, self.mode) {
             (Framing::Lines, _) => "application/x-ndjson",

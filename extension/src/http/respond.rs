@@ -36,8 +36,10 @@ fn malformed(_: MalformedBson) -> ApiError {
     )
 }
 
-/// A response document such as `{"insertedId": ...}`.
+/// A response document such as `{"insertedId": ...}`: always one object, even when the client
+/// asked for NDJSON, which only cursors (find, aggregate) produce.
 pub fn document(format: ResponseFormat, doc: &Document) -> Result<Response, ApiError> {
+    let format = format.single_object();
     let raw = RawDocumentBuf::from_document(doc).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -52,6 +54,7 @@ pub fn document(format: ResponseFormat, doc: &Document) -> Result<Response, ApiE
 
 /// `{"document": {...}}` or `{"document": null}`.
 pub fn found(format: ResponseFormat, found: Option<&RawDocument>) -> Result<Response, ApiError> {
+    let format = format.single_object();
     let mut out = Vec::with_capacity(found.map_or(16, |d| d.as_bytes().len() * 2 + 16));
     out.extend_from_slice(b"{\"document\":");
     match found {
