@@ -243,13 +243,9 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
     let sidecar = Sidecar::serve(Arc::clone(&config), listeners);
     invocation_slot.set(Arc::clone(&sidecar.invocation)).ok();
     if let Err(message) = sidecar.connect().await {
-        error!(error = %message, "init failed");
-        report_init_error(
-            &registered.extension_id,
-            "Extension.DataSourceInvalid",
-            &message,
-        )
-        .await;
+        let error_type = "Extension.DataSourceInvalid";
+        error!(error_type, error = %message, "init failed");
+        report_init_error(&registered.extension_id, error_type, &message).await;
         return 1;
     }
     sidecar.wait_ready().await;

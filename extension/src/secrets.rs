@@ -3,7 +3,7 @@
 //! plain environment variable. The SDK is only loaded when one of these sources is configured.
 
 use aws_config::BehaviorVersion;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::config::{MONGODB_URI_PARAMETER, MONGODB_URI_SECRET_ID, UriSource};
 use crate::redact::{register_uri, scrub};
@@ -30,7 +30,7 @@ pub async fn resolve(source: &UriSource) -> Result<String, SecretError> {
                 .map_err(|e| {
                     SecretError(format!(
                         "{MONGODB_URI_SECRET_ID}={id:?}: cannot read the secret from Secrets Manager: {}",
-                        scrub(&DisplayErrorContext(&e).to_string())
+                        describe(e)
                     ))
                 })?;
             let text = output.secret_string().ok_or_else(|| {
@@ -56,7 +56,7 @@ pub async fn resolve(source: &UriSource) -> Result<String, SecretError> {
                 .map_err(|e| {
                     SecretError(format!(
                         "{MONGODB_URI_PARAMETER}={name:?}: cannot read the parameter from SSM Parameter Store: {}",
-                        scrub(&aws_sdk_ssm::error::DisplayErrorContext(&e).to_string())
+                        describe(e)
                     ))
                 })?;
             let text = output.parameter().and_then(|p| p.value()).ok_or_else(|| {
@@ -73,6 +73,27 @@ pub async fn resolve(source: &UriSource) -> Result<String, SecretError> {
     };
     register_uri(&uri);
     Ok(uri)
+}
+
+/// An AWS error in one line: the service's error code and message when the service answered
+/// (AccessDeniedException, ResourceNotFoundException, ...), else why the call did not get through.
+fn describe<E, R>(err: SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("error"),
+                e.message().unwrap_or("no message")
+            )
+        }
+        other => DisplayErrorContext(&other).to_string(),
+    };
+    scrub(&text)
 }
 
 /// A secret holds either the connection string itself or a JSON object with it under one of

@@ -12,7 +12,7 @@ from harness import REPO_ROOT, HarnessError, sidecar_binary
 from harness.ferretdb import FerretDB
 from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
 
-_timings: list[tuple[str, str, float]] = []
+_timings: list[tuple[str, str, float, str]] = []
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +70,11 @@ def start_env(request, ferretdb, sidecar_bin, database):
 
 @pytest.fixture
 def record_timing(request, record_property):
-    """record_timing(what, ms): kept in the JUnit properties and printed after the run."""
+    """record_timing(what, value, unit="ms"): kept in the JUnit properties and printed after the run."""
 
-    def record(what: str, ms: float) -> None:
-        record_property(what, f"{ms:.1f}")
-        _timings.append((request.node.name, what, ms))
+    def record(what: str, value: float, unit: str = "ms") -> None:
+        record_property(what, f"{value:.1f} {unit}")
+        _timings.append((request.node.name, what, value, unit))
 
     return record
 
@@ -91,6 +91,6 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter):
     if _timings:
-        terminalreporter.section("timings")
-        for test, what, ms in _timings:
-            terminalreporter.write_line(f"{ms:9.1f} ms  {what:<28} {test}")
+        terminalreporter.section("figures")
+        for test, what, value, unit in _timings:
+            terminalreporter.write_line(f"{value:9.1f} {unit:<5} {what:<34} {test}")

@@ -9,6 +9,7 @@ Standalone mode is the same binary without AWS_LAMBDA_RUNTIME_API; SIGTERM drain
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -39,6 +40,7 @@ class Sidecar:
         self.wait_ready = wait_ready
         self.proc: subprocess.Popen | None = None
         self.exit_code: int | None = None
+        self._log: str | None = None  # the log's text, once stopped
 
     def start(self) -> "Sidecar":
         log = open(self.log_path, "ab")
@@ -48,6 +50,7 @@ class Sidecar:
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self.proc.poll() is not None:
+                self.stop()
                 raise HarnessError(f"sidecar exited with {self.proc.returncode}:\n{self.log_text()}")
             try:
                 status, _, _ = self.request("GET", "/health")
@@ -56,6 +59,7 @@ class Sidecar:
             except OSError:
                 pass
             if time.monotonic() > deadline:
+                self.stop()
                 raise HarnessError(f"sidecar not ready after {self.start_timeout} s:\n{self.log_text()}")
             time.sleep(0.02)
 
@@ -82,6 +86,8 @@ class Sidecar:
         return status, json.loads(raw) if raw else None
 
     def log_text(self) -> str:
+        if self._log is not None:
+            return self._log
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
@@ -93,9 +99,15 @@ class Sidecar:
         return self.proc.pid
 
     def stop(self, timeout: float = 5.0) -> int:
-        """SIGTERM (the drain), then SIGKILL after `timeout`; returns the exit code."""
+        """SIGTERM (the drain), then SIGKILL after `timeout`; returns the exit code.
+
+        The log stays readable through log_text(); the temporary directory is removed.
+        """
         if self.proc is not None and self.exit_code is None:
             self.exit_code = terminate(self.proc, timeout)
+        if self._log is None:
+            self._log = self.log_text()
+            shutil.rmtree(self._tmp, ignore_errors=True)
         return self.exit_code if self.exit_code is not None else -1
 
     def __enter__(self) -> "Sidecar":

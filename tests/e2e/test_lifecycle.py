@@ -1,0 +1,268 @@
+"""The extension's lifecycle under the Lambda emulator: ready before the first call, healthy
+across a freeze with a database restart in between, draining in-flight requests at SHUTDOWN,
+failing loudly on bad configuration, recovering from a database that was down at init, and
+reading its connection string from Secrets Manager or SSM (served by moto).
+
+Figures each test measures are printed in the "figures" section after the run."""
+
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from harness.ferretdb import FerretDB
+from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
+from harness.moto import MotoServer
+from harness.netstat import established_to
+
+FUNCTIONS = Path(__file__).parent / "functions"
+#: The bound this project states for the first request after a thaw with a restarted server.
+THAW_BOUND_MS = 2000
+
+
+@pytest.fixture
+def environment(request, sidecar_bin, database):
+    """environment(function_dir, runtime="python", env=...) -> a started environment."""
+    envs: list[ExecutionEnvironment] = []
+    request.node.lambda_envs = envs
+
+    def start(function_dir: Path, uri: str | None, runtime: str = "python", env: dict | None = None):
+        base = {"MONGODB_DATABASE": database}
+        if uri is not None:
+            base["MONGODB_URI"] = uri
+        fn = ExecutionEnvironment(runtime, function_dir, binary=sidecar_bin, env=base | (env or {}))
+        envs.append(fn)
+        return fn.start()
+
+    yield start
+    for fn in envs:
+        fn.close()
+
+
+def sidecar_request(fn: ExecutionEnvironment, method: str, path: str, body: dict | None = None):
+    """A request straight to the environment's sidecar, with the environment's token."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", fn.sidecar_port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json", "apiKey": fn.env["AWS_SESSION_TOKEN"]}
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), json.loads(response.read() or b"null")
+    finally:
+        conn.close()
+
+
+def log_figure(fn: ExecutionEnvironment, message: str, field: str) -> float | None:
+    """A number the extension logged, e.g. elapsed_ms on its "init done" line."""
+    match = re.search(rf"{re.escape(message)}.*?{field}=(\d+)", fn.log_text())
+    return float(match.group(1)) if match else None
+
+
+def test_first_invocation_is_served_when_the_handler_calls_during_its_own_init(
+    environment, ferretdb, mongo, database, record_timing
+):
+    fn = environment(FUNCTIONS / "init_call", ferretdb.uri)
+
+    result = fn.invoke({})
+
+    assert result.function_error is None, result.body
+    assert result.body["status"] == 200, f"the call made during init failed: {result.body}"
+    assert mongo[database]["init"].count_documents({"phase": "init"}) == 1
+    record_timing("init-time call (function side)", result.body["elapsed_ms"])
+    exec_to_ready = log_figure(fn, "init done", "elapsed_ms")
+    assert exec_to_ready is not None, fn.log_text()
+    record_timing("extension exec -> ready", exec_to_ready)
+
+
+def test_first_query_after_a_freeze_and_a_database_restart_succeeds_within_the_bound(
+    environment, database, record_timing
+):
+    with FerretDB() as db, MongoClient(db.uri, directConnection=True) as mongo:
+        fn = environment(SAMPLE_FUNCTIONS / "python", db.uri)
+        first = fn.invoke({"op": "insert", "collection": "thaw", "document": {"n": 1}})
+        assert first.function_error is None, first.body
+        pid = fn.extension_pid()
+        assert pid is not None
+
+        os.kill(pid, signal.SIGSTOP)  # Lambda's freeze
+        try:
+            db.restart()  # every socket the extension held is now closed by the server
+            time.sleep(1.2)  # a quiet spell longer than MONGO_SIDECAR_REVALIDATE_AFTER_MS
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+        after = fn.invoke({"op": "insert", "collection": "thaw", "document": {"n": 2}})
+
+        assert after.function_error is None, after.body
+        assert after.elapsed_ms < THAW_BOUND_MS, f"{after.elapsed_ms:.0f} ms"
+        assert sorted(d["n"] for d in mongo[database]["thaw"].find()) == [1, 2]
+        record_timing("first insert after thaw", after.elapsed_ms)
+
+
+def test_shutdown_lets_an_in_flight_request_finish_then_exits(environment, ferretdb, mongo, database, record_timing):
+    fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri)
+    assert fn.invoke({"op": "find", "collection": "drain", "filter": {}}).function_error is None
+    marker = uuid.uuid4().hex
+    body = json.dumps({"dataSource": "x", "database": database, "collection": "drain",
+                       "document": {"marker": marker}}).encode()
+    head = (f"POST /action/insertOne HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"apiKey: {fn.env['AWS_SESSION_TOKEN']}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+
+    with socket.create_connection(("127.0.0.1", fn.sidecar_port), timeout=10) as sock:
+        sock.sendall(head + body[:10])  # the request is in flight: its body has not all arrived
+        time.sleep(0.1)
+        stopped = {}
+        stopper = threading.Thread(target=lambda: stopped.update(result=fn.stop()))
+        shutdown_sent = time.perf_counter()
+        stopper.start()
+        time.sleep(0.3)
+        sock.sendall(body[10:])
+        response = b""
+        while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+        answered_ms = (time.perf_counter() - shutdown_sent) * 1000
+        stopper.join(10)
+
+    assert response.startswith(b"HTTP/1.1 200"), response
+    assert b"insertedId" in response
+    assert mongo[database]["drain"].count_documents({"marker": marker}) == 1
+    result = stopped["result"]
+    assert result.extension_exited_by_itself, result
+    assert result.extension_exit_ms >= answered_ms - 5, "the process exited before answering"
+    record_timing("in-flight answered after SHUTDOWN", answered_ms)
+    record_timing("SHUTDOWN -> exit (1 in flight)", result.extension_exit_ms)
+
+
+def test_shutdown_with_nothing_in_flight_exits_quickly(environment, ferretdb, record_timing):
+    fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri)
+    assert fn.invoke({"op": "find", "collection": "idle", "filter": {}}).function_error is None
+
+    result = fn.stop()
+
+    assert result.extension_exited_by_itself, result
+    record_timing("SHUTDOWN -> exit (idle)", result.extension_exit_ms)
+    drained = log_figure(fn, "drained; exiting", "elapsed_ms")
+    assert drained is not None, fn.log_text()
+    record_timing("extension: SHUTDOWN -> drained", drained)
+
+
+def test_a_configuration_error_fails_init_loudly(environment, ferretdb):
+    fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri, env={"MONGO_SIDECAR_MAX_DEPTH": "deep"})
+
+    result = fn.invoke({"op": "find", "collection": "c", "filter": {}})
+
+    log = fn.log_text()
+    assert "Extension.ConfigInvalid" in log, log
+    assert "MONGO_SIDECAR_MAX_DEPTH" in log and '"deep"' in log, log
+    assert result.status != 200 or result.function_error is not None, result
+    again = fn.invoke({"op": "find", "collection": "c", "filter": {}})
+    assert again.status != 200 or again.function_error is not None, "init failed, so invocations must fail"
+
+
+def test_a_database_down_at_init_answers_503_then_recovers_without_a_restart(environment, database, record_timing):
+    with FerretDB() as db:
+        db.stop()
+        fn = environment(SAMPLE_FUNCTIONS / "python", db.uri)
+
+        down = fn.invoke({"op": "insert", "collection": "recover", "document": {"n": 1}})
+
+        assert down.function_error is not None, down.body
+        assert "503" in str(down.body) and "DatabaseUnavailable" in str(down.body), down.body
+        status, headers, health = sidecar_request(fn, "GET", "/health")
+        assert status == 503 and health["status"] == "unavailable", health
+        assert headers.get("retry-after") == "1"
+        pid_before = fn.extension_pid()
+
+        db.restart()
+        started = time.perf_counter()
+        while sidecar_request(fn, "GET", "/health")[0] != 200:
+            assert time.perf_counter() - started < 15, "the extension did not recover"
+            time.sleep(0.1)
+        record_timing("database back -> sidecar ready", (time.perf_counter() - started) * 1000)
+
+        up = fn.invoke({"op": "insert", "collection": "recover", "document": {"n": 2}})
+        assert up.function_error is None, up.body
+        assert fn.extension_pid() == pid_before, "the extension was restarted"
+        with MongoClient(db.uri, directConnection=True) as mongo:
+            assert [d["n"] for d in mongo[database]["recover"].find()] == [2]
+
+
+@pytest.mark.parametrize("store", ["secretsmanager", "ssm"])
+def test_the_connection_string_is_read_from_aws_at_init(store, environment, ferretdb, mongo, database):
+    with MotoServer() as aws:
+        name = f"prod/mongo-{uuid.uuid4().hex[:8]}"
+        if store == "secretsmanager":
+            aws.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps({"uri": ferretdb.uri}))
+            env = {"MONGODB_URI_SECRET_ID": name}
+        else:
+            aws.client("ssm").put_parameter(Name=f"/{name}", Value=ferretdb.uri, Type="SecureString")
+            env = {"MONGODB_URI_PARAMETER": f"/{name}"}
+        fn = environment(SAMPLE_FUNCTIONS / "python", None, env=env | {"AWS_ENDPOINT_URL": aws.url})
+        marker = uuid.uuid4().hex
+
+        result = fn.invoke({"op": "insert", "collection": "aws", "document": {"marker": marker}})
+
+        assert result.function_error is None, result.body
+        assert mongo[database]["aws"].count_documents({"marker": marker}) == 1
+        assert ferretdb.uri not in fn.log_text(), "the connection string was logged"
+
+
+def test_a_missing_secret_is_an_init_error(environment):
+    with MotoServer() as aws:
+        fn = environment(SAMPLE_FUNCTIONS / "python", None,
+                         env={"MONGODB_URI_SECRET_ID": "no/such/secret", "AWS_ENDPOINT_URL": aws.url})
+
+        result = fn.invoke({"op": "find", "collection": "c", "filter": {}})
+
+        log = fn.log_text()
+        assert "Extension.DataSourceInvalid" in log and "no/such/secret" in log, log
+        assert result.status != 200 or result.function_error is not None
+
+
+def test_connections_per_environment_idle_and_under_eight_concurrent_requests(
+    environment, ferretdb, database, record_timing
+):
+    fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri)
+    assert fn.invoke({"op": "insert", "collection": "conn", "document": {"n": 0}}).function_error is None
+    pid = fn.extension_pid()
+    time.sleep(0.5)
+    idle = established_to(pid, ferretdb.port)
+
+    stop = threading.Event()
+    peak = [0]
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], established_to(pid, ferretdb.port))
+            time.sleep(0.002)
+
+    def client(i):
+        for _ in range(40):
+            status, _, _ = sidecar_request(fn, "POST", "/action/find",
+                                           {"database": database, "collection": "conn", "filter": {}})
+            assert status == 200
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
+    stop.set()
+    watcher.join()
+
+    record_timing("connections idle", idle, "conns")
+    record_timing("connections peak, 8 concurrent", peak[0], "conns")
+    assert idle <= 2, f"an idle environment holds {idle} connections"
+    assert peak[0] <= 1 + 4, f"{peak[0]} connections under load, more than monitor + maxPoolSize"
