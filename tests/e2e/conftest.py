@@ -1,16 +1,16 @@
 """Fixtures for the end-to-end tests: one FerretDB per session, the extension binary, and
 Lambda execution environments whose logs are attached to a failing test's report."""
 
-import os
 import re
-import subprocess
+import shutil
 
 import pytest
 from pymongo import MongoClient
 
-from harness import REPO_ROOT, HarnessError, sidecar_binary
+from harness import HarnessError
 from harness.ferretdb import FerretDB
 from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
+from harness.layer import layer_dir
 
 _timings: list[tuple[str, str, float, str]] = []
 
@@ -29,16 +29,21 @@ def mongo(ferretdb):
 
 
 @pytest.fixture(scope="session")
-def sidecar_bin():
-    """The extension: $MONGO_SIDECAR_BIN as given, or else built now with cargo."""
-    if not os.environ.get("MONGO_SIDECAR_BIN"):
-        build = subprocess.run(["cargo", "build", "--release", "-p", "mongo-sidecar"], cwd=REPO_ROOT)
-        if build.returncode != 0:
-            pytest.fail("cargo build --release -p mongo-sidecar failed", pytrace=False)
+def layer():
+    """The layer as Lambda mounts it at /opt: the built zip unpacked (or, with
+    MONGO_SIDECAR_BIN set, the same layout assembled from that binary and the client sources)."""
     try:
-        return sidecar_binary()
+        opt = layer_dir()
     except HarnessError as e:
         pytest.fail(str(e), pytrace=False)
+    yield opt
+    shutil.rmtree(opt.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sidecar_bin(layer):
+    """The extension binary, as the layer ships it."""
+    return layer / "extensions" / "mongo-sidecar"
 
 
 @pytest.fixture
@@ -51,7 +56,7 @@ def database(request, mongo):
 
 
 @pytest.fixture
-def start_env(request, ferretdb, sidecar_bin, database):
+def start_env(request, ferretdb, layer, database):
     """start_env(runtime, **kwargs) -> a started ExecutionEnvironment for a sample function,
     using the test's database; every environment is closed after the test."""
     envs: list[ExecutionEnvironment] = []
@@ -59,7 +64,7 @@ def start_env(request, ferretdb, sidecar_bin, database):
 
     def start(runtime: str, **kwargs) -> ExecutionEnvironment:
         env = {"MONGODB_URI": ferretdb.uri, "MONGODB_DATABASE": database} | kwargs.pop("env", {})
-        fn = ExecutionEnvironment(runtime, SAMPLE_FUNCTIONS / runtime, binary=sidecar_bin, env=env, **kwargs)
+        fn = ExecutionEnvironment(runtime, SAMPLE_FUNCTIONS / runtime, layer_dir=layer, env=env, **kwargs)
         envs.append(fn)
         return fn.start()
 

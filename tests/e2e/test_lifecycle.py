@@ -30,7 +30,7 @@ THAW_BOUND_MS = 2000
 
 
 @pytest.fixture
-def environment(request, sidecar_bin, database):
+def environment(request, layer, database):
     """environment(function_dir, runtime="python", env=...) -> a started environment."""
     envs: list[ExecutionEnvironment] = []
     request.node.lambda_envs = envs
@@ -39,7 +39,7 @@ def environment(request, sidecar_bin, database):
         base = {"MONGODB_DATABASE": database}
         if uri is not None:
             base["MONGODB_URI"] = uri
-        fn = ExecutionEnvironment(runtime, function_dir, binary=sidecar_bin, env=base | (env or {}))
+        fn = ExecutionEnvironment(runtime, function_dir, layer_dir=layer, env=base | (env or {}))
         envs.append(fn)
         return fn.start()
 

@@ -78,9 +78,11 @@ class ExecutionEnvironment:
         """
         runtime: "python" or "node". function_dir: the handler's code (app.py / index.js).
         env: extra environment (MONGODB_URI etc.), over the defaults Lambda would set.
-        binary: the extension (default: $MONGO_SIDECAR_BIN or target/release/mongo-sidecar).
+        binary: the extension (default: the layer's, else $MONGO_SIDECAR_BIN or
+            target/release/mongo-sidecar).
         with_extension: False leaves /opt/extensions empty, to prove failures are detected.
-        layer_dir: a directory copied into /opt, as a layer would be (nodejs/..., python/...).
+        layer_dir: a directory copied into /opt, as a layer would be (extensions/...,
+            nodejs/..., python/...).
         """
         if os.geteuid() != 0:
             raise HarnessError(
@@ -105,8 +107,10 @@ class ExecutionEnvironment:
         (self.opt_dir / "extensions").mkdir(parents=True)
         if layer_dir is not None:
             shutil.copytree(layer_dir, self.opt_dir, dirs_exist_ok=True, symlinks=True)
-        if with_extension:
-            installed = self.opt_dir / "extensions" / EXTENSION_NAME
+        installed = self.opt_dir / "extensions" / EXTENSION_NAME
+        if not with_extension:
+            installed.unlink(missing_ok=True)
+        elif binary is not None or not installed.exists():
             shutil.copyfile(binary or sidecar_binary(), installed)
             installed.chmod(0o755)
         self.env = self._lambda_env(name, memory_mb, timeout_s) | (env or {})
