@@ -1,6 +1,6 @@
-# mongo-sidecar: build, test tools, tests and demo. GNU make. Run `make help`.
+# mongo-sidecar: build, layer, publish, tests and demo. GNU make. Run `make help`.
 #
-# Test tools are installed into the git-ignored .tools/ from pinned sources (tests/tools/go.mod,
+# Tools are installed into the git-ignored .tools/ from pinned sources (tests/tools/go.mod,
 # tests/requirements.txt, tests/package-lock.json). Each install is stamp-based: it reruns only
 # when the files it is built from change.
 
@@ -19,15 +19,33 @@ GO_PINS  := tests/tools/go.mod tests/tools/go.sum
 # The Debian packages aws-lambda-ric's install script needs (it builds its own curl).
 SYSTEM_DEPS := autoconf automake libtool
 
+# The layer. Lambda's x86_64 runtimes run Amazon Linux 2 (glibc 2.26) or 2023 (glibc 2.34):
+# linking against glibc 2.17 with zig (cargo-lambda) runs on both.
+ARCH        ?= x86_64
+LAYER_NAME  ?= mongo-sidecar
+LAYER_ZIP    = dist/mongo-sidecar-layer-$(ARCH).zip
+GLIBC       := 2.17
+RUST_TARGET_x86_64 := x86_64-unknown-linux-gnu
+RUST_TARGET_arm64  := aarch64-unknown-linux-gnu
+LAMBDA_BIN   = target/lambda/$(ARCH)/extensions/mongo-sidecar
+# Unwind tables serve nothing with panic = "abort", and a non-PIE binary needs no relocation
+# table: together about 1.5 MB off the binary.
+LAYER_RUSTFLAGS := -C force-unwind-tables=no -C relocation-model=static
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+AWS_CLI     ?= aws
+
 # Runs a command with a fresh FerretDB; the command sees its URI in MONGO_SIDECAR_TEST_URI.
 WITH_FERRETDB := PYTHONPATH=tests $(PYTHON) -m harness.ferretdb run --
+# The Python suites run against the binary the layer zip ships.
+TEST_ENV := MONGO_SIDECAR_LAYER_ZIP=$(CURDIR)/dist/mongo-sidecar-layer-x86_64.zip \
+	MONGO_SIDECAR_BIN=$(CURDIR)/target/lambda/x86_64/extensions/mongo-sidecar
 
 # need: fail with a clear message when a command is missing.
 need = command -v $(1) >/dev/null || { echo "error: '$(1)' not found. $(2)" >&2; exit 1; }
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: system-deps
 system-deps: ## Install the Debian packages the Node.js runtime client needs (root, apt)
@@ -36,10 +54,10 @@ system-deps: ## Install the Debian packages the Node.js runtime client needs (ro
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 # ---------------------------------------------------------------------------------------------
-# Test tools
+# Tools
 
 .PHONY: tools
-tools: $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp ## Install the test tools into .tools/
+tools: $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp ## Install the build and test tools into .tools/
 
 $(TOOLS)/bin/ferretdb: $(GO_PINS) tests/tools/ferretdb/main.go
 	@$(call need,go,Install Go 1.26 or newer.)
@@ -67,25 +85,45 @@ $(NODE_DIR)/.stamp: tests/package.json tests/package-lock.json
 	@touch $@
 
 # ---------------------------------------------------------------------------------------------
-# Build
+# Build and ship
 
 .PHONY: build
-build: ## Build the extension binary (target/release/mongo-sidecar)
+build: $(VENV)/.stamp ## Build the extension for Lambda (ARCH=x86_64|arm64) into target/lambda/ARCH/
 	@$(call need,cargo,Install Rust with rustup.)
-	cargo build --release -p mongo-sidecar
+	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -qx $(RUST_TARGET_arm64); then \
+		echo "error: ARCH=arm64 needs the Rust target $(RUST_TARGET_arm64): run 'rustup target add $(RUST_TARGET_arm64)'" >&2; exit 1; fi
+	@[ -n "$(RUST_TARGET_$(ARCH))" ] || { echo "error: ARCH must be x86_64 or arm64, not '$(ARCH)'" >&2; exit 1; }
+	RUSTFLAGS="$(LAYER_RUSTFLAGS)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO_LAMBDA) lambda build --release --extension \
+		--target $(RUST_TARGET_$(ARCH)).$(GLIBC) --lambda-dir target/lambda/$(ARCH)
+
+.PHONY: layer
+layer: build ## Build the layer zip, dist/mongo-sidecar-layer-x86_64.zip
+	python3 layer/package.py --binary $(LAMBDA_BIN) --out $(LAYER_ZIP)
+
+.PHONY: layer-arm64
+layer-arm64: ## Build the arm64 layer zip (needs the aarch64-unknown-linux-gnu Rust target)
+	@$(MAKE) layer ARCH=arm64
+
+.PHONY: publish
+publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the layer version ARN
+	@[ -f "$(LAYER_ZIP)" ] || { echo "error: $(LAYER_ZIP) not found: run 'make layer ARCH=$(ARCH)' first" >&2; exit 1; }
+	@[ -n "$${AWS_REGION:-}" ] || { echo "error: set AWS_REGION, e.g. make publish AWS_REGION=eu-west-1" >&2; exit 1; }
+	@$(call need,$(AWS_CLI),Install the AWS CLI or set AWS_CLI.)
+	@$(AWS_CLI) lambda publish-layer-version --region "$$AWS_REGION" --layer-name "$(LAYER_NAME)" \
+		--description "mongo-sidecar: pooled MongoDB connections and the Data API on localhost" \
+		--license-info Apache-2.0 --compatible-architectures $(ARCH) \
+		--zip-file fileb://$(LAYER_ZIP) --query LayerVersionArn --output text
 
 # ---------------------------------------------------------------------------------------------
 # Tests. Each suite is a target that runs one test runner, logs its output to .tools/logs/SUITE.log
 # and keeps the runner's summary lines in .tools/logs/SUITE.summary. `make test` runs every suite
 # in TEST_SUITES (all of them, even after a failure), prints the summaries, and fails if any
-# suite failed. To add a runner: write a test-NAME target with $(call run_suite,...) and add it
-# to TEST_SUITES.
+# suite failed.
 
-TEST_SUITES := test-rust test-e2e
-# (add more suites here, e.g. test-client-node test-client-python test-deploy)
+TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api
 
-# Lines that close a runner's output: cargo test, pytest, node --test.
-SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) 
+# Lines that close a runner's output: cargo test, pytest, node --test, the lint step.
+SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: 
 
 # run_suite(command), in a test-NAME recipe: run the command, tee its output to the suite's log,
 # keep its summary lines and its status for `make test`.
@@ -96,7 +134,7 @@ run_suite = mkdir -p $(LOGS); \
 	exit $$rc
 
 .PHONY: test
-test: tools build ## Install tools, build, run every test suite, print each summary
+test: tools layer ## Install tools, build the layer, run every test suite, print each summary
 	@rm -f $(LOGS)/*.summary $(LOGS)/*.status
 	@rc=0; $(MAKE) -k $(TEST_SUITES) || rc=$$?; \
 	echo; echo "==================== test summary ===================="; \
@@ -106,19 +144,35 @@ test: tools build ## Install tools, build, run every test suite, print each summ
 	done; \
 	exit $$rc
 
+.PHONY: test-lint
+test-lint: ## cargo fmt --check and cargo clippy -D warnings
+	@$(call run_suite,cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
+
 .PHONY: test-rust
-test-rust: ## Rust unit and integration tests, against a fresh FerretDB
-	@$(call run_suite,$(WITH_FERRETDB) cargo test --workspace)
+test-rust: ## Rust unit, property and API tests, against a fresh FerretDB
+	@$(call run_suite,MONGO_SIDECAR_REQUIRE_DB=1 $(WITH_FERRETDB) cargo test --workspace)
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end tests: sample functions under the Lambda emulator with the extension
-	@$(call run_suite,$(PYTHON) -m pytest tests/e2e)
+test-e2e: ## End to end under the Lambda emulator, with the layer zip's binary and clients
+	@$(call run_suite,$(TEST_ENV) $(PYTHON) -m pytest tests/e2e)
+
+.PHONY: test-client-node
+test-client-node: ## The Node.js client (node --test) against the sidecar and FerretDB
+	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) node --test layer/clients/node/test/)
+
+.PHONY: test-client-python
+test-client-python: ## The Python client (pytest) against the sidecar and FerretDB
+	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest layer/clients/python/tests)
+
+.PHONY: test-api
+test-api: ## The OpenAPI document against the code and the running sidecar (schemathesis)
+	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest tests/api)
 
 # ---------------------------------------------------------------------------------------------
 
 .PHONY: demo
-demo: tools build ## Run the Node.js sample function with the extension under the emulator
-	PYTHONPATH=tests $(PYTHON) -m harness.demo
+demo: tools layer ## Run the Node.js sample function with the extension under the emulator
+	$(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m harness.demo
 
 .PHONY: clean
 clean: ## Remove build output, installed tools and test logs
