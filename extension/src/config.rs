@@ -582,6 +582,27 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_is_documented_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        let source = include_str!("config.rs");
+        let names: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub const "))
+            .filter_map(|rest| rest.split('"').nth(1))
+            .filter(|name| name.starts_with("MONGO"))
+            .collect();
+        assert!(names.len() > 20, "{names:?}");
+        for name in names {
+            let documented = readme.contains(&format!("`{name}`"))
+                || readme.contains(&format!("`{name}<NAME>`"));
+            assert!(
+                documented,
+                "{name} is not in README.md's configuration table"
+            );
+        }
+    }
+
+    #[test]
     fn booleans_and_numbers_reject_garbage() {
         assert!(config(&[(MONGODB_URI, "mongodb://a"), (READ_ONLY, "maybe")]).is_err());
         assert!(config(&[(MONGODB_URI, "mongodb://a"), (MAX_DEPTH, "1000")]).is_err());
