@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
+from harness.demo import http_event
 from harness.ferretdb import FerretDB
 from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
 from harness.moto import MotoServer
@@ -62,6 +63,16 @@ def sidecar_request(fn: ExecutionEnvironment, method: str, path: str, body: dict
         conn.close()
 
 
+def create(name: str) -> dict:
+    """The sample items API's create request."""
+    return http_event("POST", "/items", {"name": name})
+
+
+def status_code(result) -> int | None:
+    """The statusCode of the function's API Gateway answer, None if the invocation failed."""
+    return result.body.get("statusCode") if isinstance(result.body, dict) and not result.function_error else None
+
+
 def log_figure(fn: ExecutionEnvironment, message: str, field: str) -> float | None:
     """A number the extension logged, e.g. elapsed_ms on its "init done" line."""
     match = re.search(rf"{re.escape(message)}.*?{field}=(\d+)", fn.log_text())
@@ -88,9 +99,9 @@ def test_first_query_after_a_freeze_and_a_database_restart_succeeds_within_the_b
     environment, database, record_timing
 ):
     with FerretDB() as db, MongoClient(db.uri, directConnection=True) as mongo:
-        fn = environment(SAMPLE_FUNCTIONS / "python", db.uri)
-        first = fn.invoke({"op": "insert", "collection": "thaw", "document": {"n": 1}})
-        assert first.function_error is None, first.body
+        fn = environment(SAMPLE_FUNCTIONS / "python", db.uri, env={"ITEMS_COLLECTION": "thaw"})
+        first = fn.invoke(create("first"))
+        assert status_code(first) == 201, first.body
         pid = fn.extension_pid()
         assert pid is not None
 
@@ -101,17 +112,17 @@ def test_first_query_after_a_freeze_and_a_database_restart_succeeds_within_the_b
         finally:
             os.kill(pid, signal.SIGCONT)
 
-        after = fn.invoke({"op": "insert", "collection": "thaw", "document": {"n": 2}})
+        after = fn.invoke(create("second"))
 
-        assert after.function_error is None, after.body
+        assert status_code(after) == 201, after.body
         assert after.elapsed_ms < THAW_BOUND_MS, f"{after.elapsed_ms:.0f} ms"
-        assert sorted(d["n"] for d in mongo[database]["thaw"].find()) == [1, 2]
+        assert sorted(d["name"] for d in mongo[database]["thaw"].find()) == ["first", "second"]
         record_timing("first insert after thaw", after.elapsed_ms)
 
 
 def test_shutdown_lets_an_in_flight_request_finish_then_exits(environment, ferretdb, mongo, database, record_timing):
     fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri)
-    assert fn.invoke({"op": "find", "collection": "drain", "filter": {}}).function_error is None
+    assert status_code(fn.invoke(http_event("GET", "/items"))) == 200
     marker = uuid.uuid4().hex
     body = json.dumps({"dataSource": "x", "database": database, "collection": "drain",
                        "document": {"marker": marker}}).encode()
@@ -148,7 +159,7 @@ def test_shutdown_lets_an_in_flight_request_finish_then_exits(environment, ferre
 
 def test_shutdown_with_nothing_in_flight_exits_quickly(environment, ferretdb, record_timing):
     fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri)
-    assert fn.invoke({"op": "find", "collection": "idle", "filter": {}}).function_error is None
+    assert status_code(fn.invoke(http_event("GET", "/items"))) == 200
 
     result = fn.stop()
 
@@ -162,25 +173,25 @@ def test_shutdown_with_nothing_in_flight_exits_quickly(environment, ferretdb, re
 def test_a_configuration_error_fails_init_loudly(environment, ferretdb):
     fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri, env={"MONGO_SIDECAR_MAX_DEPTH": "deep"})
 
-    result = fn.invoke({"op": "find", "collection": "c", "filter": {}})
+    result = fn.invoke(http_event("GET", "/items"))
 
     log = fn.log_text()
     assert "Extension.ConfigInvalid" in log, log
     assert "MONGO_SIDECAR_MAX_DEPTH" in log and '"deep"' in log, log
     assert result.status != 200 or result.function_error is not None, result
-    again = fn.invoke({"op": "find", "collection": "c", "filter": {}})
+    again = fn.invoke(http_event("GET", "/items"))
     assert again.status != 200 or again.function_error is not None, "init failed, so invocations must fail"
 
 
 def test_a_database_down_at_init_answers_503_then_recovers_without_a_restart(environment, database, record_timing):
     with FerretDB() as db:
         db.stop()
-        fn = environment(SAMPLE_FUNCTIONS / "python", db.uri)
+        fn = environment(SAMPLE_FUNCTIONS / "python", db.uri, env={"ITEMS_COLLECTION": "recover"})
 
-        down = fn.invoke({"op": "insert", "collection": "recover", "document": {"n": 1}})
+        down = fn.invoke(create("first"))
 
-        assert down.function_error is not None, down.body
-        assert "503" in str(down.body) and "DatabaseUnavailable" in str(down.body), down.body
+        assert status_code(down) == 503, down.body  # the handler answers 503, it does not crash
+        assert json.loads(down.body["body"])["code"] == "DatabaseUnavailable", down.body
         status, headers, health = sidecar_request(fn, "GET", "/health")
         assert status == 503 and health["status"] == "unavailable", health
         assert headers.get("retry-after") == "1"
@@ -193,11 +204,11 @@ def test_a_database_down_at_init_answers_503_then_recovers_without_a_restart(env
             time.sleep(0.1)
         record_timing("database back -> sidecar ready", (time.perf_counter() - started) * 1000)
 
-        up = fn.invoke({"op": "insert", "collection": "recover", "document": {"n": 2}})
-        assert up.function_error is None, up.body
+        up = fn.invoke(create("second"))
+        assert status_code(up) == 201, up.body
         assert fn.extension_pid() == pid_before, "the extension was restarted"
         with MongoClient(db.uri, directConnection=True) as mongo:
-            assert [d["n"] for d in mongo[database]["recover"].find()] == [2]
+            assert [d["name"] for d in mongo[database]["recover"].find()] == ["second"]
 
 
 @pytest.mark.parametrize("store", ["secretsmanager", "ssm"])
@@ -210,13 +221,14 @@ def test_the_connection_string_is_read_from_aws_at_init(store, environment, ferr
         else:
             aws.client("ssm").put_parameter(Name=f"/{name}", Value=ferretdb.uri, Type="SecureString")
             env = {"MONGODB_URI_PARAMETER": f"/{name}"}
-        fn = environment(SAMPLE_FUNCTIONS / "python", None, env=env | {"AWS_ENDPOINT_URL": aws.url})
+        fn = environment(SAMPLE_FUNCTIONS / "python", None,
+                         env=env | {"AWS_ENDPOINT_URL": aws.url, "ITEMS_COLLECTION": "aws"})
         marker = uuid.uuid4().hex
 
-        result = fn.invoke({"op": "insert", "collection": "aws", "document": {"marker": marker}})
+        result = fn.invoke(create(marker))
 
-        assert result.function_error is None, result.body
-        assert mongo[database]["aws"].count_documents({"marker": marker}) == 1
+        assert status_code(result) == 201, result.body
+        assert mongo[database]["aws"].count_documents({"name": marker}) == 1
         assert ferretdb.uri not in fn.log_text(), "the connection string was logged"
 
 
@@ -225,7 +237,7 @@ def test_a_missing_secret_is_an_init_error(environment):
         fn = environment(SAMPLE_FUNCTIONS / "python", None,
                          env={"MONGODB_URI_SECRET_ID": "no/such/secret", "AWS_ENDPOINT_URL": aws.url})
 
-        result = fn.invoke({"op": "find", "collection": "c", "filter": {}})
+        result = fn.invoke(http_event("GET", "/items"))
 
         log = fn.log_text()
         assert "Extension.DataSourceInvalid" in log and "no/such/secret" in log, log
@@ -235,8 +247,8 @@ def test_a_missing_secret_is_an_init_error(environment):
 def test_connections_per_environment_idle_and_under_eight_concurrent_requests(
     environment, ferretdb, database, record_timing
 ):
-    fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri)
-    assert fn.invoke({"op": "insert", "collection": "conn", "document": {"n": 0}}).function_error is None
+    fn = environment(SAMPLE_FUNCTIONS / "python", ferretdb.uri, env={"ITEMS_COLLECTION": "conn"})
+    assert status_code(fn.invoke(create("first"))) == 201
     pid = fn.extension_pid()
     time.sleep(0.5)
     idle = established_to(pid, ferretdb.port)
