@@ -2,7 +2,7 @@
 //! header read timeout, and a graceful drain that lets in-flight requests finish.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ impl Listeners {
             None => None,
             Some(path) => {
                 // A stale socket file from an earlier run would make bind fail.
-                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket_like()) {
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
                     std::fs::remove_file(path)?;
                 }
                 let listener = UnixListener::bind(path)?;
@@ -52,17 +52,6 @@ impl Listeners {
 
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.tcp.local_addr()
-    }
-}
-
-trait SocketLike {
-    fn is_socket_like(&self) -> bool;
-}
-
-impl SocketLike for std::fs::FileType {
-    fn is_socket_like(&self) -> bool {
-        use std::os::unix::fs::FileTypeExt;
-        self.is_socket()
     }
 }
 
