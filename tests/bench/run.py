@@ -1,0 +1,162 @@
+"""The benchmark's entry point: `PYTHONPATH=tests python -m bench [--quick] [--callgrind]`.
+
+Starts one FerretDB, fills it, lays out the layer (the binary under test plus the thin clients,
+as Lambda mounts it at /opt), then runs each section in turn. A section that breaks is reported
+and the next one runs; the exit code is 1 only when a measurement could not be made, never
+because a figure missed its goal.
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from harness import REPO_ROOT, HarnessError
+from harness.ferretdb import FerretDB
+from harness.layer import layer_dir
+from harness.procs import exit_on_sigterm
+
+from . import coldstart, cpu, emulator, latency, memory, sizes, startup
+from .context import BENCH_OUT, Context, Workload, binary_kind, resolve_binary
+from .report import Report
+
+# key -> (title, function(ctx, section)); run in this order.
+SECTIONS = {
+    "sizes": ("1. Sizes", sizes.run),
+    "startup": ("2. Start-up, standalone", startup.run),
+    "latency": ("3. Warm findOne by _id (~200 B), sequential", latency.run_findone),
+    "cpu": ("4. The sidecar's own CPU per findOne", cpu.run),
+    "memory": ("5. Memory (kernel's VmRSS / VmHWM)", memory.run),
+    "large": ("6. find of 1,000 documents (~500 B each)", latency.run_large),
+    "coldstart": ("7. Cold start of a handler: loading the driver vs the thin client", coldstart.run),
+    "lambda": ("8. Under the Lambda emulator: Node.js sample function with the layer", emulator.run),
+    "callgrind": ("4b. Instructions per findOne under callgrind (--callgrind)", cpu.run_callgrind),
+}
+OPTIONAL = {"callgrind"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller workloads (a minute or so): checks, not figures")
+    parser.add_argument("--callgrind", action="store_true", help="also count instructions per request under valgrind")
+    parser.add_argument("--only", default="", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"override a workload size: {', '.join(asdict(Workload()))}")
+    parser.add_argument("--bin", help="the sidecar binary (default: $MONGO_SIDECAR_BIN, else the layer's, "
+                                      "release, debug build)")
+    parser.add_argument("--out", type=Path, default=BENCH_OUT / "results.json", help="where the JSON goes")
+    args = parser.parse_args(argv)
+    for name in filter(None, (args.only + "," + args.skip).split(",")):
+        if name not in SECTIONS:
+            parser.error(f"unknown section {name!r}: one of {', '.join(SECTIONS)}")
+    return args
+
+
+def chosen_sections(args: argparse.Namespace) -> list[str]:
+    only = [s for s in args.only.split(",") if s]
+    skip = {s for s in args.skip.split(",") if s}
+    wanted = only or [k for k in SECTIONS if k not in OPTIONAL or (k == "callgrind" and args.callgrind)]
+    return [k for k in SECTIONS if k in wanted and k not in skip]
+
+
+def _version(command: list[str]) -> str | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def meta(args: argparse.Namespace, binary: Path, workload: Workload) -> dict:
+    git = ["git", "-C", str(REPO_ROOT)]
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": _version(git + ["rev-parse", "--short", "HEAD"]),
+        "work_tree_dirty": bool(_version(git + ["status", "--porcelain", "--", "extension", "layer"])),
+        "binary": str(binary),
+        "binary_kind": binary_kind(binary),
+        "quick": args.quick,
+        "workload": asdict(workload),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "kernel": platform.release(),
+        "node": _version(["node", "--version"]),
+        "python": platform.python_version(),
+    }
+
+
+def skip_reason(key: str) -> str | None:
+    """Why a section cannot run on this machine (not a failure: a missing prerequisite)."""
+    if key == "lambda" and os.geteuid() != 0:
+        return "needs root (the emulator runs in a private mount namespace)"
+    if key == "callgrind" and not shutil.which("valgrind"):
+        return "valgrind not installed"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    exit_on_sigterm()
+    workload = (Workload.quick() if args.quick else Workload()).override(args.set)
+    try:
+        binary = resolve_binary(args.bin)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # The harness (Sidecar, layer_dir) takes the binary from here.
+    os.environ["MONGO_SIDECAR_BIN"] = str(binary)
+    report = Report(meta(args, binary, workload))
+    print(f"mongo-sidecar benchmark{' (--quick)' if args.quick else ''}: {binary}\n  {binary_kind(binary)}")
+    print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs: "
+          "figures taken on a busy machine are noisy")
+
+    opt = layer_dir()
+    started = time.perf_counter()
+    try:
+        with FerretDB() as db:
+            ctx = Context(workload, binary, db, opt, args.quick)
+            try:
+                ctx.fill()
+                print(f"  FerretDB {db.uri}, data ready in {time.perf_counter() - started:.1f} s")
+                for key in chosen_sections(args):
+                    run_section(report, ctx, key)
+            finally:
+                ctx.close()
+    finally:
+        shutil.rmtree(opt.parent, ignore_errors=True)
+        report.meta["load_average_at_end"] = os.getloadavg()
+        report.write(args.out)
+    report.print_goals()
+    failed = report.failed_sections()
+    total = time.perf_counter() - started
+    print(f"\n{len(report.sections)} sections in {total:.0f} s; JSON: {args.out}")
+    if failed:
+        print(f"could not measure everything in: {', '.join(failed)} (see the !! lines above)")
+        return 1
+    return 0
+
+
+def run_section(report: Report, ctx: Context, key: str) -> None:
+    title, function = SECTIONS[key]
+    section = report.section(key, title)
+    reason = skip_reason(key)
+    if reason:
+        section.details["skipped"] = reason
+        print(f"  skipped: {reason}")
+        return
+    started = time.perf_counter()
+    try:
+        function(ctx, section)
+    except Exception as e:  # noqa: BLE001 - one broken section must not hide the others
+        section.error("section", e)
+    section.seconds = round(time.perf_counter() - started, 1)
+    print(f"  ({section.seconds:.1f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
