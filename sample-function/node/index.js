@@ -96,8 +96,8 @@ async function listItems(event) {
   const query = event.queryStringParameters ?? {};
   const limit = parseLimit(query.limit);
   // A repeated ?tag= arrives joined with commas: it is then one tag, which matches nothing.
-  const filter = query.tag === undefined ? {} : { tags: query.tag };
-  const documents = await items.find(filter, { sort: { createdAt: -1, _id: -1 }, limit });
+  const byTag = query.tag === undefined ? {} : { tags: query.tag };
+  const documents = await items.find(byTag, { sort: { createdAt: -1, _id: -1 }, limit });
   return json(200, { items: documents.map(toItem) });
 }
 

@@ -97,8 +97,8 @@ def list_items(event, _item_id):
     query = event.get("queryStringParameters") or {}
     limit = _parse_limit(query.get("limit"))
     # A repeated ?tag= arrives joined with commas: it is then one tag, which matches nothing.
-    filter = {} if query.get("tag") is None else {"tags": query["tag"]}
-    documents = items.find(filter, sort={"createdAt": -1, "_id": -1}, limit=limit)
+    by_tag = {} if query.get("tag") is None else {"tags": query["tag"]}
+    documents = items.find(by_tag, sort={"createdAt": -1, "_id": -1}, limit=limit)
     return _json(200, {"items": [_to_item(d) for d in documents]})
 
 

@@ -263,6 +263,32 @@ def test_unknown_routes_get_404_and_other_methods_405_with_allow(runtime, start_
     assert delete_all[0] == 405 and delete_all[1]["allow"] == "POST, GET", delete_all
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_items_api_works_within_the_templates_allow_list_and_is_refused_outside_it(
+    runtime, start_env, mongo, database
+):
+    """sample-function/template.yaml limits the extension to the items collection
+    (MONGO_SIDECAR_ALLOW=<db>.<collection>): every operation the API uses must pass it, and a
+    function pointed at another collection must be refused (a 500: a misconfiguration)."""
+    allowed = start_env(runtime, env={"MONGO_SIDECAR_ALLOW": f"{database}.{COLLECTION}"})
+    elsewhere = start_env(runtime, env={"MONGO_SIDECAR_ALLOW": f"{database}.{COLLECTION}",
+                                        "ITEMS_COLLECTION": "other"})
+
+    status, _, item = answer(allowed.invoke(http_event("POST", "/items", {"name": "kettle"})))
+    assert status == 201, item
+    path = f"/items/{item['id']}"
+    for event in [http_event("GET", "/items", query={"tag": "x", "limit": 5}), http_event("GET", path),
+                  http_event("PATCH", path, {"price": 1}), http_event("DELETE", path)]:
+        status, _, body = answer(allowed.invoke(event))
+        assert status in (200, 204), (event["routeKey"], body)
+    refused = answer(elsewhere.invoke(http_event("POST", "/items", {"name": "kettle"})))
+
+    assert refused[0] == 500 and refused[2] == {"error": "internal error"}, refused
+    assert "Forbidden" in elsewhere.log_text(), "the refusal was not logged"
+    assert mongo[database].list_collection_names() in ([COLLECTION], []), "something was written elsewhere"
+    assert mongo[database]["other"].count_documents({}) == 0
+
+
 # --- failures, shutdown, several environments -------------------------------------------------
 
 

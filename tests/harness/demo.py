@@ -59,8 +59,8 @@ def response_body(result) -> object:
 
 def main() -> int:
     exit_on_sigterm()
-    started = time.perf_counter()
     opt = layer_dir()
+    started = time.perf_counter()
     try:
         with FerretDB() as db:
             print(f"FerretDB ready at {db.uri} ({(time.perf_counter() - started) * 1000:.0f} ms)")
@@ -87,13 +87,14 @@ def run_requests(fn: ExecutionEnvironment) -> None:
         nonlocal number
         number += 1
         result = fn.invoke(http_event(method, path, body, query))
-        answer = result.body if isinstance(result.body, dict) else {}
-        kind = "cold start" if number == 1 else "warm"
+        # A failed invocation has no statusCode: then the runtime's error body is shown instead.
+        status = result.body.get("statusCode") if isinstance(result.body, dict) else None
+        answer = response_body(result)
         request = path + (f"?{urlencode(query)}" if query else "")
         print(f"#{number} {method} {request}" + (f"  {json.dumps(body)}" if body is not None else ""))
-        print(f"   -> {answer.get('statusCode', result.body)} {json.dumps(response_body(result))}")
-        print(f"   ({result.elapsed_ms:.1f} ms, {kind})")
-        return response_body(result)
+        print(f"   -> {status or result.body}" + (f" {json.dumps(answer)}" if answer is not None else ""))
+        print(f"   ({result.elapsed_ms:.1f} ms, {'cold start' if number == 1 else 'warm'})")
+        return answer
 
     kettle = send("POST", "/items", {"name": "kettle", "price": 39.5, "tags": ["kitchen"]})
     if not isinstance(kettle, dict) or "id" not in kettle:
