@@ -104,6 +104,25 @@ layer: build ## Build the layer zip, dist/mongo-sidecar-layer-x86_64.zip
 layer-arm64: ## Build the arm64 layer zip (needs the aarch64-unknown-linux-gnu Rust target)
 	@$(MAKE) layer ARCH=arm64
 
+STACK_NAME      ?= mongo-sidecar-sample
+SAMPLE_PACKAGED := dist/sample-function.packaged.yaml
+
+.PHONY: deploy-sample
+deploy-sample: ## Deploy the sample functions: LAYER_ARN MONGODB_URI_SECRET_ARN SUBNET_IDS SECURITY_GROUP_IDS S3_BUCKET AWS_REGION [STACK_NAME]
+	@for v in LAYER_ARN MONGODB_URI_SECRET_ARN SUBNET_IDS SECURITY_GROUP_IDS S3_BUCKET AWS_REGION; do \
+		[ -n "$${!v:-}" ] || { echo "error: set $$v, e.g. make deploy-sample $$v=... (see sample-function/README.md)" >&2; exit 1; }; done
+	@$(call need,$(AWS_CLI),Install the AWS CLI or set AWS_CLI.)
+	rm -rf sample-function/python/__pycache__
+	mkdir -p dist
+	$(AWS_CLI) cloudformation package --region "$(AWS_REGION)" --template-file sample-function/template.yaml \
+		--s3-bucket "$(S3_BUCKET)" --s3-prefix mongo-sidecar-sample --output-template-file $(SAMPLE_PACKAGED)
+	$(AWS_CLI) cloudformation deploy --region "$(AWS_REGION)" --template-file $(SAMPLE_PACKAGED) \
+		--stack-name "$(STACK_NAME)" --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+		--parameter-overrides LayerArn="$(LAYER_ARN)" MongoDbUriSecretArn="$(MONGODB_URI_SECRET_ARN)" \
+		SubnetIds="$(SUBNET_IDS)" SecurityGroupIds="$(SECURITY_GROUP_IDS)"
+	$(AWS_CLI) cloudformation describe-stacks --region "$(AWS_REGION)" --stack-name "$(STACK_NAME)" \
+		--query 'Stacks[0].Outputs' --output table
+
 .PHONY: publish
 publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the layer version ARN
 	@[ -f "$(LAYER_ZIP)" ] || { echo "error: $(LAYER_ZIP) not found: run 'make layer ARCH=$(ARCH)' first" >&2; exit 1; }
@@ -120,7 +139,7 @@ publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the laye
 # in TEST_SUITES (all of them, even after a failure), prints the summaries, and fails if any
 # suite failed.
 
-TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api
+TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security test-deploy
 
 # Lines that close a runner's output: cargo test, pytest, node --test, the lint step.
 SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: 
@@ -168,7 +187,28 @@ test-client-python: ## The Python client (pytest) against the sidecar and Ferret
 test-api: ## The OpenAPI document against the code and the running sidecar (schemathesis)
 	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest tests/api)
 
+.PHONY: test-security
+test-security: ## Bad inputs over real sockets, the secret-leak search, each security rule
+	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest tests/security)
+
+.PHONY: test-deploy
+test-deploy: ## The sample template (cfn-lint, wiring), make publish and the deploy commands, against moto
+	@$(call run_suite,$(TEST_ENV) $(PYTHON) -m pytest tests/deploy)
+
 # ---------------------------------------------------------------------------------------------
+
+.PHONY: bench
+bench: tools layer ## The benchmark: sizes, start-up, latency, CPU per request, memory, cold start (BENCH_ARGS=--quick)
+	$(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m bench $(BENCH_ARGS)
+
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz
+fuzz: ## Fuzz request decoding and Extended JSON, FUZZ_SECONDS per target (nightly + cargo-fuzz)
+	@rustup toolchain list | grep -q '^nightly' || { echo "error: fuzzing needs a nightly toolchain: rustup toolchain install nightly" >&2; exit 1; }
+	@command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz not found: cargo install cargo-fuzz" >&2; exit 1; }
+	cd extension && for t in request_decode ejson_to_bson write_document; do \
+		cargo +nightly fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; done
 
 .PHONY: demo
 demo: tools layer ## Run the Node.js sample function with the extension under the emulator

@@ -35,6 +35,7 @@ pub const MAX_WRITE_BATCH: &str = "MONGO_SIDECAR_MAX_WRITE_BATCH";
 pub const MAX_DOCUMENTS: &str = "MONGO_SIDECAR_MAX_DOCUMENTS";
 pub const BATCH_SIZE: &str = "MONGO_SIDECAR_BATCH_SIZE";
 pub const MAX_CONCURRENCY: &str = "MONGO_SIDECAR_MAX_CONCURRENCY";
+pub const MAX_CONNECTIONS: &str = "MONGO_SIDECAR_MAX_CONNECTIONS";
 pub const HEADER_TIMEOUT_MS: &str = "MONGO_SIDECAR_HEADER_TIMEOUT_MS";
 pub const BODY_TIMEOUT_MS: &str = "MONGO_SIDECAR_BODY_TIMEOUT_MS";
 pub const READ_ONLY: &str = "MONGO_SIDECAR_READ_ONLY";
@@ -119,6 +120,8 @@ pub struct Limits {
     pub max_documents: u64,
     pub batch_size: u32,
     pub max_concurrency: usize,
+    /// Open client connections, idle ones included; more are closed at once.
+    pub max_connections: usize,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
 }
@@ -319,6 +322,7 @@ impl Config {
             max_documents: parse_num::<u64>(&vars, MAX_DOCUMENTS, 0, 0..=u64::from(u32::MAX))?,
             batch_size: parse_num::<u32>(&vars, BATCH_SIZE, 1000, 1..=100_000)?,
             max_concurrency: parse_num::<usize>(&vars, MAX_CONCURRENCY, 64, 1..=10_000)?,
+            max_connections: parse_num::<usize>(&vars, MAX_CONNECTIONS, 256, 1..=65_536)?,
             header_timeout: ms(HEADER_TIMEOUT_MS, 5_000, 100..=600_000)?,
             body_timeout: ms(BODY_TIMEOUT_MS, 10_000, 100..=600_000)?,
         };
@@ -373,6 +377,8 @@ pub fn same_source_name(a: &str, b: &str) -> bool {
 }
 
 fn validate_uri(variable: &str, uri: &str) -> Result<(), ConfigError> {
+    // Known before anything can print it, so every later message is scrubbed of it.
+    crate::redact::register_uri(uri);
     ConnectionString::parse(uri).map(drop).map_err(|err| {
         let reason = match err.kind.as_ref() {
             mongodb::error::ErrorKind::InvalidArgument { message, .. } => message.clone(),

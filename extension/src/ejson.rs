@@ -172,11 +172,15 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
         }
         "$numberDecimal" => {
             let s = expect_str(&wrapper, &value)?;
-            s.parse::<Decimal128>().map(Bson::Decimal128).map_err(|_| {
-                EjsonError::new(format!(
-                    "$numberDecimal must be a decimal number in a string, found {s:?}"
-                ))
-            })
+            is_decimal_string(s)
+                .then(|| s.parse::<Decimal128>().ok())
+                .flatten()
+                .map(Bson::Decimal128)
+                .ok_or_else(|| {
+                    EjsonError::new(format!(
+                        "$numberDecimal must be a decimal number in a string, found {s:?}"
+                    ))
+                })
         }
         "$binary" => binary(value, map.remove("$type")),
         "$uuid" => uuid(expect_str(&wrapper, &value)?),
@@ -301,15 +305,42 @@ fn parse_double(s: &str) -> Option<f64> {
         "Infinity" => Some(f64::INFINITY),
         "-Infinity" => Some(f64::NEG_INFINITY),
         "NaN" => Some(f64::NAN),
-        // f64::from_str also takes "inf", "nan" and friends; Extended JSON only takes digits.
-        _ if s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) =>
-        {
-            s.parse().ok()
+        // f64::from_str also takes "inf", "nan" and friends; Extended JSON only takes numbers,
+        // and a number a double cannot hold is an error, not an infinity or a zero.
+        _ if is_decimal_string(s) => {
+            let value: f64 = s.parse().ok()?;
+            let mantissa_is_zero = s
+                .split(['e', 'E'])
+                .next()
+                .is_some_and(|m| m.bytes().all(|b| !b.is_ascii_digit() || b == b'0'));
+            let overflow = value.is_infinite();
+            let underflow = value == 0.0 && !mantissa_is_zero;
+            (!overflow && !underflow).then_some(value)
         }
         _ => None,
     }
+}
+
+/// A decimal number as Extended JSON writes one: optional sign, digits with an optional
+/// fraction (at least one digit), optional exponent; or NaN and the infinities.
+fn is_decimal_string(s: &str) -> bool {
+    if matches!(s, "NaN" | "Infinity" | "-Infinity") {
+        return true;
+    }
+    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (s, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok =
+        digits(whole) && digits(fraction) && !(whole.is_empty() && fraction.is_empty());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
 }
 
 fn regex(pattern: &str, options: &str) -> Result<Bson> {
@@ -868,6 +899,12 @@ mod tests {
                 "option 'q'",
             ),
             (json!({"$minKey": 2}), "$minKey must be 1"),
+            (json!({"$numberDecimal": ""}), "$numberDecimal must be"),
+            (json!({"$numberDecimal": "-+1"}), "$numberDecimal must be"),
+            (json!({"$numberDecimal": "e5"}), "$numberDecimal must be"),
+            (json!({"$numberDecimal": "snan"}), "$numberDecimal must be"),
+            (json!({"$numberDouble": "1e999"}), "$numberDouble must be"),
+            (json!({"$numberDouble": "1e-999"}), "$numberDouble must be"),
             (json!({"a\u{0}b": 1}), "NUL character"),
             (
                 json!({"a": {"b": {"$numberInt": "x"}}}),

@@ -72,7 +72,7 @@ impl Sidecar {
         let serving = serve(
             listeners,
             router(state),
-            config.limits.header_timeout,
+            config.limits.clone(),
             stop.clone(),
             drain_rx,
         );

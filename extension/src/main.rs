@@ -1,8 +1,9 @@
 fn main() {
     mongo_sidecar::logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // Lambda gives small functions a fraction of one vCPU: two workers are plenty.
-        .worker_threads(2)
+    // One thread. Lambda gives small functions a fraction of one vCPU, and a request's work is
+    // short hops between the HTTP connection, the driver's pool and its socket: on one thread
+    // those hops are function calls, not wake-ups handed across threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

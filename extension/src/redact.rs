@@ -39,8 +39,8 @@ pub fn register_uri(uri: &str) {
     let Some((_, rest)) = uri.split_once("://") else {
         return;
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    if let Some((userinfo, _)) = rest[..authority_end].rsplit_once('@') {
+    let (userinfo, after) = split_userinfo(rest);
+    if let Some(userinfo) = userinfo {
         register_secret(userinfo);
         if let Some((user, password)) = userinfo.split_once(':') {
             register_secret(password);
@@ -48,7 +48,7 @@ pub fn register_uri(uri: &str) {
             register_secret(&percent_decode(user));
         }
     }
-    if let Some((_, query)) = rest.split_once('?') {
+    if let Some((_, query)) = after.split_once('?') {
         for pair in query.split('&') {
             if let Some((key, value)) = pair.split_once('=') {
                 if SECRET_OPTIONS.contains(&key.to_ascii_lowercase().as_str()) {
@@ -57,6 +57,17 @@ pub fn register_uri(uri: &str) {
                 }
             }
         }
+    }
+}
+
+/// Splits what follows `scheme://` into the user info, if any, and the rest. The user info
+/// ends at the *last* `@`: a password may hold an unescaped `/`, `?`, `:` or `@`, and cutting at
+/// the first `/` would print it. (An `@` in an option value makes this over-redact the hosts,
+/// which is the safe way to be wrong.)
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
     }
 }
 
@@ -79,11 +90,12 @@ pub fn redact_uri(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return REDACTED.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let hosts = match authority.rsplit_once('@') {
-        Some((_, hosts)) => format!("{REDACTED}@{hosts}"),
-        None => authority.to_owned(),
+    let (userinfo, after) = split_userinfo(rest);
+    let authority_end = after.find(['/', '?']).unwrap_or(after.len());
+    let (hosts, tail) = after.split_at(authority_end);
+    let hosts = match userinfo {
+        Some(_) => format!("{REDACTED}@{hosts}"),
+        None => hosts.to_owned(),
     };
     let tail = match tail.split_once('?') {
         None => tail.to_owned(),
@@ -158,6 +170,18 @@ mod tests {
             "mongodb://localhost:27017"
         );
         assert_eq!(redact_uri("not a uri"), "<redacted>");
+        // Unescaped '/', '?' and '@' in a password: still hidden.
+        for uri in [
+            "mongodb://leakuser:Pa55/LEAK@127.0.0.1:27017/",
+            "mongodb://leakuser:Pa55?LEAK@127.0.0.1:27017/",
+            "mongodb://leakuser:Pa55@LEAK@127.0.0.1:27017/db?x=1",
+        ] {
+            let shown = redact_uri(uri);
+            assert!(
+                !shown.contains("LEAK") && shown.contains("127.0.0.1:27017"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

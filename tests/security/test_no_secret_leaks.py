@@ -242,7 +242,6 @@ def test_configuration_errors_do_not_show_the_password(sidecar_bin, fmt):
     assert evidence.hits() == []
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a password with an unescaped '/' or '?' is printed whole")
 @pytest.mark.parametrize("separator", ["/", "?", "#/"])
 def test_a_password_with_an_unescaped_delimiter_is_not_shown(sidecar_bin, separator):
     """`mongodb://leakuser:Pa55/LEAK-qz7w9@host/`: redact_uri (and the driver's parser) take the

@@ -487,12 +487,30 @@ def test_the_body_read_timeout(start_sidecar, mongo_uri):
     assert ended != "hang" and 0.25 < elapsed < 2, (elapsed, ended)
 
 
+def test_idle_connections_are_capped(start_sidecar, mongo_uri):
+    """Idle keep-alive connections are not timed (a thawed client must find its connection open),
+    so their number is capped: past MONGO_SIDECAR_MAX_CONNECTIONS a new one is closed at once."""
+    sc = start_sidecar(mongo_uri, {"MONGO_SIDECAR_TOKEN": TOKEN, "MONGO_SIDECAR_MAX_CONNECTIONS": "3"})
+    idle = [socket.create_connection(("127.0.0.1", sc.port)) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", sc.port))
+        extra.settimeout(5)
+        assert extra.recv(1) == b"", "a connection past the cap was kept open"
+        extra.close()
+        idle.pop().close()
+        time.sleep(0.2)
+        status, _, _ = post(sc, "find", {**ns("sec_rules_conns")})
+        assert status == 200, "a freed slot did not serve again"
+    finally:
+        for s in idle:
+            s.close()
+
+
 # ---------------------------------------------------------------------------------------------
-# Known defects: each test states the rule as it should hold, and fails today.
+# Regression tests for rules this suite found incomplete (each failed before its fix).
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: server-JS policy only checks filter/update/pipeline, "
-                                       "not projection or let")
 def test_server_javascript_is_denied_in_projections_and_let(start_sidecar, mongo_uri):
     """MongoDB evaluates aggregation expressions in a find projection (4.4+) and in `let`, so
     {"$function": ...} there runs JavaScript on the server; the policy never looks. FerretDB
@@ -512,8 +530,6 @@ def test_server_javascript_is_denied_in_projections_and_let(start_sidecar, mongo
     assert outcomes == dict.fromkeys(outcomes, 403)
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: MONGO_SIDECAR_ALLOW is checked on the request's own "
-                                       "namespace only; pipelines reach other collections")
 def test_a_pipeline_cannot_reach_outside_the_allowlist(start_sidecar, mongo_uri):
     """From the allowed app.users, $lookup / $unionWith / $graphLookup read any other collection
     of the database, and $out / $merge (when allowed) write into any database. FerretDB does

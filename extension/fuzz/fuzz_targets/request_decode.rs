@@ -1,4 +1,5 @@
-//! Request decoding: body bytes -> `ActionBody::parse` -> `actions::parse`, for every action
+//! Request decoding: body bytes -> `http::decode_action` (strict JSON, the shared fields, the
+//! policy, the action's fields), for every action
 //! and every combination of policy switches.
 //!
 //! Input layout: byte 0 picks the action, byte 1 the policy and limits, the rest is the body.
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use mongo_sidecar::config::{Limits, Policy};
-use mongo_sidecar::http::actions::{self, ACTIONS};
-use mongo_sidecar::http::request::ActionBody;
+use mongo_sidecar::http::actions::ACTIONS;
+use mongo_sidecar::http::decode_action;
 
 fuzz_target!(|data: &[u8]| {
     let [action, switches, body @ ..] = data else {
@@ -39,11 +40,11 @@ fuzz_target!(|data: &[u8]| {
         max_documents: if tight { 3 } else { 0 },
         batch_size: 1000,
         max_concurrency: 64,
+        max_connections: 256,
         header_timeout: Duration::from_secs(5),
         body_timeout: Duration::from_secs(10),
     };
-    let parsed = ActionBody::parse(body, limits.max_depth)
-        .and_then(|body| actions::parse(action, body, &policy, &limits));
+    let parsed = decode_action(action, body, &policy, &limits);
     if let Err(err) = parsed {
         assert!(
             err.status.is_client_error(),

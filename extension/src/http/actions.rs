@@ -82,22 +82,19 @@ pub struct Parsed {
     pub max_time_ms: Option<u64>,
 }
 
-/// Decodes an action's fields and applies the policy. `action` is one of [`ACTIONS`].
+/// Decodes an action's fields and applies read-only mode (the rest of the policy has looked at
+/// the whole body already, see [`policy::check_request`]). `action` is one of [`ACTIONS`].
 pub fn parse(
     action: &str,
     body: ActionBody,
     policy: &Policy,
     limits: &Limits,
 ) -> Result<Parsed, ApiError> {
-    policy::check_namespace(policy, &body.database, &body.collection)
-        .map_err(|d| ApiError::forbidden(d.0))?;
     if !READ_ACTIONS.contains(&action) && action != "aggregate" {
         policy::check_write(policy, action).map_err(|d| ApiError::forbidden(d.0))?;
     }
     let mut f = body.fields;
     let max_time_ms = f.max_time_ms()?;
-    let check =
-        |doc: &Document| policy::check_document(policy, doc).map_err(|d| ApiError::forbidden(d.0));
 
     let operation = match action {
         "findOne" => {
@@ -110,7 +107,6 @@ pub fn parse(
             o.collation = f.collation()?;
             o.comment = f.any("comment")?;
             o.let_vars = f.document("let")?;
-            check(&filter)?;
             Operation::FindOne(filter, o)
         }
         "find" => {
@@ -126,7 +122,6 @@ pub fn parse(
             o.let_vars = f.document("let")?;
             o.batch_size = batch_size(&mut f, limits)?;
             check_limit(o.limit.map(|n| n as u64), limits)?;
-            check(&filter)?;
             Operation::Find(filter, o)
         }
         "insertOne" => {
@@ -150,8 +145,6 @@ pub fn parse(
         }
         "updateOne" | "updateMany" => {
             let (filter, update, options) = parse_update(&mut f)?;
-            check(&filter)?;
-            check_update(policy, &update)?;
             Operation::Update {
                 many: action == "updateMany",
                 filter,
@@ -169,12 +162,10 @@ pub fn parse(
             o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
             o.comment = f.any("comment")?;
             o.let_vars = f.document("let")?;
-            check(&filter)?;
             Operation::ReplaceOne(filter, replacement, o)
         }
         "deleteOne" | "deleteMany" => {
             let (filter, options) = parse_delete(&mut f)?;
-            check(&filter)?;
             Operation::Delete {
                 many: action == "deleteMany",
                 filter,
@@ -183,7 +174,6 @@ pub fn parse(
         }
         "aggregate" => {
             let pipeline = f.documents("pipeline")?;
-            policy::check_pipeline(policy, &pipeline).map_err(|d| ApiError::forbidden(d.0))?;
             if policy::pipeline_writes(&pipeline) {
                 policy::check_write(policy, action).map_err(|d| ApiError::forbidden(d.0))?;
             }
@@ -205,7 +195,6 @@ pub fn parse(
             o.hint = f.hint()?;
             o.collation = f.collation()?;
             o.comment = f.any("comment")?;
-            check(&filter)?;
             Operation::CountDocuments(filter, o)
         }
         "estimatedDocumentCount" => {
@@ -223,7 +212,6 @@ pub fn parse(
             o.hint = f.hint()?;
             o.collation = f.collation()?;
             o.comment = f.any("comment")?;
-            check(&filter)?;
             Operation::Distinct(key, filter, o)
         }
         "findOneAndUpdate" => {
@@ -240,8 +228,6 @@ pub fn parse(
             o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
             o.comment = f.any("comment")?;
             o.let_vars = f.document("let")?;
-            check(&filter)?;
-            check_update(policy, &update)?;
             Operation::FindOneAndUpdate(filter, update, o)
         }
         "findOneAndReplace" => {
@@ -257,7 +243,6 @@ pub fn parse(
             o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
             o.comment = f.any("comment")?;
             o.let_vars = f.document("let")?;
-            check(&filter)?;
             Operation::FindOneAndReplace(filter, replacement, o)
         }
         "findOneAndDelete" => {
@@ -269,10 +254,9 @@ pub fn parse(
             o.collation = f.collation()?;
             o.comment = f.any("comment")?;
             o.let_vars = f.document("let")?;
-            check(&filter)?;
             Operation::FindOneAndDelete(filter, o)
         }
-        "bulkWrite" => Operation::BulkWrite(BulkWrite::parse(&mut f, policy, limits)?),
+        "bulkWrite" => Operation::BulkWrite(BulkWrite::parse(&mut f, limits)?),
         other => return Err(unknown_action(other)),
     };
     f.finish(action)?;
@@ -324,14 +308,6 @@ fn check_batch(field: &str, len: usize, limits: &Limits) -> Result<(), ApiError>
         ));
     }
     Ok(())
-}
-
-fn check_update(policy: &Policy, update: &UpdateSpec) -> Result<(), ApiError> {
-    let result = match update {
-        UpdateSpec::Document(doc) => policy::check_document(policy, doc),
-        UpdateSpec::Pipeline(stages) => policy::check_pipeline(policy, stages),
-    };
-    result.map_err(|d| ApiError::forbidden(d.0))
 }
 
 fn parse_update(f: &mut Fields) -> Result<(Document, UpdateSpec, UpdateOptions), ApiError> {
@@ -563,7 +539,7 @@ pub struct BulkWriteFailure {
 }
 
 impl BulkWrite {
-    fn parse(f: &mut Fields, policy: &Policy, limits: &Limits) -> Result<Self, ApiError> {
+    fn parse(f: &mut Fields, limits: &Limits) -> Result<Self, ApiError> {
         let items = match f.raw("operations") {
             None => {
                 return Err(ApiError::invalid(
@@ -603,9 +579,6 @@ impl BulkWrite {
                 "insertOne" => WriteModel::InsertOne(op.required_document("document")?),
                 "updateOne" | "updateMany" => {
                     let (filter, update, options) = parse_update(&mut op)?;
-                    check_update(policy, &update)?;
-                    policy::check_document(policy, &filter)
-                        .map_err(|d| ApiError::forbidden(d.0))?;
                     WriteModel::Update {
                         many: kind == "updateMany",
                         filter,
@@ -621,14 +594,10 @@ impl BulkWrite {
                     o.hint = op.hint()?;
                     o.collation = op.collation()?;
                     o.bypass_document_validation = op.bool("bypassDocumentValidation")?;
-                    policy::check_document(policy, &filter)
-                        .map_err(|d| ApiError::forbidden(d.0))?;
                     WriteModel::ReplaceOne(filter, replacement, o)
                 }
                 "deleteOne" | "deleteMany" => {
                     let (filter, options) = parse_delete(&mut op)?;
-                    policy::check_document(policy, &filter)
-                        .map_err(|d| ApiError::forbidden(d.0))?;
                     WriteModel::Delete {
                         many: kind == "deleteMany",
                         filter,

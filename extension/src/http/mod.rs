@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod auth;
 pub mod error;
+pub mod json;
 pub mod request;
 pub mod respond;
 mod server;
@@ -25,8 +26,9 @@ use tokio::sync::Semaphore;
 
 pub use server::{Listeners, serve};
 
-use crate::config::{Config, MAX_BODY_BYTES};
+use crate::config::{Config, Limits, MAX_BODY_BYTES, Policy};
 use crate::mongo::{DataSources, State as SourceState};
+use crate::policy;
 use error::ApiError;
 use request::ActionBody;
 
@@ -186,7 +188,11 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut response = (code, axum::Json(body)).into_response();
+    let mut response = (code, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
     if code != StatusCode::OK {
         response
             .headers_mut()
@@ -260,11 +266,14 @@ async fn run_action(
     let format = request::response_format(headers);
     let bytes = read_body(state, headers, body).await?;
 
-    let body = ActionBody::parse(&bytes, state.config.limits.max_depth)?;
+    let Decoded {
+        data_source,
+        database,
+        collection,
+        parsed,
+    } = decode_action(action, &bytes, &state.config.policy, &state.config.limits)?;
     drop(bytes);
-    let source = Arc::clone(state.sources.select(body.data_source.as_deref())?);
-    let (database, collection) = (body.database.clone(), body.collection.clone());
-    let parsed = actions::parse(action, body, &state.config.policy, &state.config.limits)?;
+    let source = Arc::clone(state.sources.select(data_source.as_deref())?);
     let budget = state.time_budget(parsed.max_time_ms)?;
     let deadline = tokio::time::Instant::now() + budget;
 
@@ -305,6 +314,45 @@ async fn run_action(
             .await
         }
     }
+}
+
+/// A request body, decoded and checked, ready to run.
+pub struct Decoded {
+    pub data_source: Option<String>,
+    pub database: String,
+    pub collection: String,
+    pub parsed: actions::Parsed,
+}
+
+/// Everything a body goes through before the database: the strict JSON reader, the shared
+/// fields, the policy over the whole body, then the action's own fields.
+pub fn decode_action(
+    action: &str,
+    bytes: &[u8],
+    policy: &Policy,
+    limits: &Limits,
+) -> Result<Decoded, ApiError> {
+    let value = json::parse(bytes, limits.max_depth).map_err(|e| ApiError::invalid(e.0))?;
+    let body = ActionBody::from_value(value)?;
+    policy::check_request(
+        policy,
+        &body.database,
+        &body.collection,
+        body.fields.as_map(),
+    )
+    .map_err(|d| ApiError::forbidden(d.0))?;
+    let (data_source, database, collection) = (
+        body.data_source.clone(),
+        body.database.clone(),
+        body.collection.clone(),
+    );
+    let parsed = actions::parse(action, body, policy, limits)?;
+    Ok(Decoded {
+        data_source,
+        database,
+        collection,
+        parsed,
+    })
 }
 
 /// Maps a driver error, unwrapping a bulk write's partial-failure report.

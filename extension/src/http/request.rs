@@ -114,41 +114,11 @@ pub struct ActionBody {
 pub struct Fields(Map<String, Value>);
 
 impl ActionBody {
-    /// Parses a body. `max_depth` bounds nesting; deeper input is refused before it is
-    /// converted, so hostile nesting never reaches a recursive walk.
-    pub fn parse(bytes: &[u8], max_depth: usize) -> Result<Self, ApiError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::invalid(
-                "the request body is empty; send a JSON object",
-            ));
-        }
-        if let Some(literal) = oversized_integer(bytes) {
-            return Err(ApiError::invalid(format!(
-                "the integer {literal} is out of range for a 64-bit integer; send it as {{\"$numberDecimal\": \"{literal}\"}} or as a double"
-            )));
-        }
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            let what = match e.classify() {
-                serde_json::error::Category::Eof => "the JSON ends too early",
-                serde_json::error::Category::Syntax
-                    if e.to_string().contains("recursion limit") =>
-                {
-                    "the JSON is nested too deeply"
-                }
-                serde_json::error::Category::Syntax => "the body is not valid JSON",
-                serde_json::error::Category::Data => "the body has a value out of range",
-                serde_json::error::Category::Io => "the body could not be read",
-            };
-            ApiError::invalid(format!("{what} (line {}, column {})", e.line(), e.column()))
-        })?;
+    /// Takes the shared fields out of a parsed body (see [`super::json::parse`]).
+    pub fn from_value(value: Value) -> Result<Self, ApiError> {
         let Value::Object(mut fields) = value else {
             return Err(ApiError::invalid("the request body must be a JSON object"));
         };
-        if nesting_depth(&fields) > max_depth {
-            return Err(ApiError::invalid(format!(
-                "the request is nested more than {max_depth} levels deep"
-            )));
-        }
         let data_source = take_string(&mut fields, "dataSource", false)?;
         let database = take_string(&mut fields, "database", true)?.unwrap_or_default();
         let collection = take_string(&mut fields, "collection", true)?.unwrap_or_default();
@@ -170,6 +140,11 @@ impl Fields {
 
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
+    }
+
+    /// The fields not taken yet, for checks that look at everything.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
     }
 
     /// Fails on any field that was not taken.
@@ -426,70 +401,14 @@ fn field_error(name: &str, problem: &str) -> ApiError {
     ApiError::invalid(format!("{name} is not valid Extended JSON: {problem}"))
 }
 
-/// The first integer literal in `json` with more digits than any 64-bit integer has.
-///
-/// serde_json reads such a literal as a double, silently rounding it; a request that writes an
-/// integer must not have it stored as something else. One pass over the bytes, skipping strings.
-fn oversized_integer(json: &[u8]) -> Option<String> {
-    const MAX_DIGITS: usize = 19;
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'"' => {
-                i += 1;
-                while i < json.len() && json[i] != b'"' {
-                    i += if json[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'0'..=b'9' => {
-                let start = i;
-                while i < json.len() && json[i].is_ascii_digit() {
-                    i += 1;
-                }
-                let is_integer = !matches!(json.get(i), Some(b'.' | b'e' | b'E'));
-                if is_integer && i - start > MAX_DIGITS {
-                    return Some(String::from_utf8_lossy(&json[start..i]).into_owned());
-                }
-                // The rest of the number: fraction and exponent digits are not integers.
-                while i < json.len()
-                    && matches!(json[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-                {
-                    i += 1;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// The nesting depth of a JSON object, without recursion.
-fn nesting_depth(root: &Map<String, Value>) -> usize {
-    let mut deepest = 1;
-    let mut stack: Vec<(&Value, usize)> = root.values().map(|v| (v, 2)).collect();
-    while let Some((value, depth)) = stack.pop() {
-        match value {
-            Value::Object(map) => {
-                deepest = deepest.max(depth);
-                stack.extend(map.values().map(|v| (v, depth + 1)));
-            }
-            Value::Array(items) => {
-                deepest = deepest.max(depth);
-                stack.extend(items.iter().map(|v| (v, depth + 1)));
-            }
-            _ => {}
-        }
-    }
-    deepest
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<ActionBody, ApiError> {
-        ActionBody::parse(body.as_bytes(), 64)
+        let value =
+            super::super::json::parse(body.as_bytes(), 64).map_err(|e| ApiError::invalid(e.0))?;
+        ActionBody::from_value(value)
     }
 
     #[test]
@@ -530,24 +449,6 @@ mod tests {
             parse(&very_deep).err().map(|e| e.status.as_u16()),
             Some(400)
         );
-    }
-
-    #[test]
-    fn integers_too_long_for_64_bits_are_refused_not_rounded() {
-        let err = parse(r#"{"database":"a","collection":"c","n":100000000000000000000}"#)
-            .expect_err("too long");
-        assert!(
-            err.message.contains("100000000000000000000"),
-            "{}",
-            err.message
-        );
-        let doubles = r#"{"database":"a","collection":"c","n":1e20,"f":1.00000000000000000000001}"#;
-        assert!(parse(doubles).is_ok());
-        assert!(parse(r#"{"database":"a","collection":"c","s":"100000000000000000000"}"#).is_ok());
-        assert!(
-            parse(r#"{"database":"a","collection":"c","s":"a\"100000000000000000000"}"#).is_ok()
-        );
-        assert!(parse(r#"{"database":"a","collection":"c","n":-9223372036854775808}"#).is_ok());
     }
 
     #[test]

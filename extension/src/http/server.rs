@@ -2,7 +2,7 @@
 //! header read timeout, and a graceful drain that lets in-flight requests finish.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,11 +18,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 
 /// The bound listeners. Binding happens before the extension registers, so the function's
 /// own init can call the sidecar as soon as it starts.
@@ -41,9 +42,15 @@ impl Listeners {
                 if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
                     std::fs::remove_file(path)?;
                 }
-                let listener = UnixListener::bind(path)?;
-                // Owner only: the function runs as the same user as the extension.
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                // Owner only (0600) from the moment it exists, so there is no window in which
+                // another user could connect: the function runs as the extension's user. The
+                // umask is process-wide, and nothing else creates files this early at start.
+                // SAFETY: umask has no preconditions and cannot fail.
+                let previous = unsafe { libc::umask(0o177) };
+                let bound = UnixListener::bind(path);
+                // SAFETY: as above.
+                unsafe { libc::umask(previous) };
+                let listener = bound?;
                 Some((listener, path.clone()))
             }
         };
@@ -60,10 +67,14 @@ impl Listeners {
 pub async fn serve(
     listeners: Listeners,
     app: Router,
-    header_timeout: Duration,
+    limits: Limits,
     stop: CancellationToken,
     drain: tokio::sync::watch::Receiver<Duration>,
 ) -> io::Result<()> {
+    let header_timeout = limits.header_timeout;
+    // Idle keep-alive connections are not timed (see HeadTimeout), so their number is capped:
+    // a local client cannot pile up connections without bound.
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     // hyper's own header timeout also runs while a kept-alive connection sits idle, and would
@@ -91,11 +102,22 @@ pub async fn serve(
             conn = accept_unix(unix_listener.as_ref()) => conn.map(Connection::Unix),
         };
         match accepted {
-            Ok(Connection::Tcp(s)) => {
-                spawn_connection(&builder, &graceful, s, &app, header_timeout)
-            }
-            Ok(Connection::Unix(s)) => {
-                spawn_connection(&builder, &graceful, s, &app, header_timeout)
+            Ok(conn) => {
+                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                    warn!(
+                        max = limits.max_connections,
+                        "connection limit reached; closing a new connection"
+                    );
+                    continue;
+                };
+                match conn {
+                    Connection::Tcp(s) => {
+                        spawn_connection(&builder, &graceful, s, &app, header_timeout, permit)
+                    }
+                    Connection::Unix(s) => {
+                        spawn_connection(&builder, &graceful, s, &app, header_timeout, permit)
+                    }
+                }
             }
             // Running out of file descriptors and the like: back off rather than spin.
             Err(err) => {
@@ -141,6 +163,7 @@ fn spawn_connection<S>(
     stream: S,
     app: &Router,
     header_timeout: Duration,
+    permit: OwnedSemaphorePermit,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -169,6 +192,7 @@ fn spawn_connection<S>(
         if let Err(err) = conn.await {
             tracing::debug!(error = %err, "connection ended with an error");
         }
+        drop(permit);
     });
 }
 
