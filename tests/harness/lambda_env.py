@@ -1,7 +1,8 @@
 """One Lambda execution environment, run locally under the AWS Lambda Runtime Interface Emulator.
 
-    with ExecutionEnvironment("node", SAMPLE_FUNCTIONS / "node", env={"MONGODB_URI": uri}) as fn:
-        status, body, ms = fn.invoke({"op": "find", "collection": "items", "filter": {}})
+    with ExecutionEnvironment("node", SAMPLE_FUNCTIONS / "node", layer_dir=layer_dir(),
+                              env={"MONGODB_URI": uri}) as fn:
+        status, body, ms = fn.invoke(http_event("GET", "/items"))   # harness.demo.http_event
         timing = fn.stop()   # SIGTERM -> SHUTDOWN to the extension; did it exit by itself?
 
 Each environment has its own temporary /opt (the extension at /opt/extensions/mongo-sidecar plus
