@@ -77,7 +77,7 @@ def test_deploy_creates_the_stack_with_both_functions(aws, deployed):
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
     assert params["LayerArn"] == deployed["layer_arn"]
     assert params["MongoDbUriSecretArn"] == deployed["secret_arn"]
-    for logical_id, runtime, handler in [("NodeFunction", "nodejs20.x", "index.handler"),
+    for logical_id, runtime, handler in [("NodeFunction", "nodejs22.x", "index.handler"),
                                          ("PythonFunction", "python3.12", "app.handler")]:
         config = function(aws, deployed, logical_id)["Configuration"]
         assert (config["Runtime"], config["Handler"]) == (runtime, handler), logical_id

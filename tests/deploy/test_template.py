@@ -13,7 +13,7 @@ from deploysupport import CFN_LINT, SAMPLE_FUNCTION, TEMPLATE, run
 REF_SECRET = {"Ref": "MongoDbUriSecretArn"}
 ITEMS_ROUTES = {"POST /items", "GET /items", "GET /items/{id}", "PATCH /items/{id}", "DELETE /items/{id}"}
 #: Function resource -> (runtime, the handler's source file in its code directory)
-FUNCTIONS = {"NodeFunction": ("nodejs20.x", "index.js"), "PythonFunction": ("python3.12", "app.py")}
+FUNCTIONS = {"NodeFunction": ("nodejs22.x", "index.js"), "PythonFunction": ("python3.12", "app.py")}
 
 
 @pytest.fixture(scope="module")
