@@ -14,10 +14,9 @@ const DEFAULT_MAX_RETRY_WAIT_MS = 1000;
 // across invocations. Idle sockets are unref'd by the agent, so they never hold the process.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8, maxFreeSockets: 8, scheduling: 'lifo' });
 
-// What a write to a connection the sidecar has already closed reports. The sidecar closes
-// connections that stay idle longer than its header timeout (MONGO_SIDECAR_HEADER_TIMEOUT_MS,
-// 5 s by default), which a Lambda freeze easily outlasts; the request never reached it, so it is
-// safe to send again.
+// What a write to a connection already closed at the other end reports (the sidecar restarted,
+// or drained at SHUTDOWN; it never closes an idle connection itself). The request never reached
+// the sidecar, so it is safe to send again.
 const STALE_CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /** Where the sidecar listens: an explicit option, else the environment, else 127.0.0.1:27080. */

@@ -126,8 +126,12 @@ async function startCountingProxy(targetPort) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.port = server.address().port;
-  proxy.close = () => new Promise((resolve) => {
+  // Closes every connection so far, as a server closing idle connections does.
+  proxy.dropConnections = () => {
     for (const s of sockets) s.destroy();
+  };
+  proxy.close = () => new Promise((resolve) => {
+    proxy.dropConnections();
     server.close(resolve);
   });
   return proxy;

@@ -130,8 +130,23 @@ test('sequential calls reuse one kept-alive connection', async () => {
   }
 });
 
-test('a connection the sidecar closed while idle is replaced', async () => {
-  // The real sidecar closes kept-alive connections idle longer than its header timeout.
+test('a connection closed while idle is replaced', async () => {
+  // The other side (a proxy, a restarted sidecar) closed the kept-alive connection while idle.
+  const proxy = await startCountingProxy(sidecar.port);
+  try {
+    const coll = new MongoSidecar({ port: proxy.port, token: sidecar.token }).db(DB).collection('idle');
+    assert.equal(await coll.findOne({ _id: 'none' }), null);
+    proxy.dropConnections();
+    await sleep(100);
+    assert.equal(await coll.findOne({ _id: 'none' }), null);
+    assert.equal(proxy.connections, 2);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('the sidecar keeps an idle connection open past its header timeout', async () => {
+  // Idle time between requests is not timed: a thawed client must find its connection there.
   const short = await startSidecar({ MONGO_SIDECAR_HEADER_TIMEOUT_MS: '100' });
   const proxy = await startCountingProxy(short.port);
   try {
@@ -139,7 +154,7 @@ test('a connection the sidecar closed while idle is replaced', async () => {
     assert.equal(await coll.findOne({ _id: 'none' }), null);
     await sleep(400);
     assert.equal(await coll.findOne({ _id: 'none' }), null);
-    assert.equal(proxy.connections, 2);
+    assert.equal(proxy.connections, 1);
   } finally {
     await proxy.close();
     assert.equal(await short.stop(), 0);

@@ -18,11 +18,10 @@ DEFAULT_PORT = 27080
 DEFAULT_MAX_RETRY_WAIT = 1.0  # seconds
 MAX_IDLE_CONNECTIONS = 8
 
-# What a request reports when it went out on a kept-alive connection the sidecar had already
-# closed. The sidecar closes connections idle longer than its header timeout
-# (MONGO_SIDECAR_HEADER_TIMEOUT_MS, 5 s by default), which a Lambda freeze easily outlasts; the
-# request never reached it, so it is safe to send again. (RemoteDisconnected, an empty answer,
-# is a ConnectionResetError.)
+# What a request reports when it went out on a kept-alive connection already closed at the other
+# end (the sidecar restarted, or drained at SHUTDOWN; it never closes an idle connection itself).
+# The request never reached the sidecar, so it is safe to send again. (RemoteDisconnected, an
+# empty answer, is a ConnectionResetError.)
 _STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 

@@ -138,7 +138,12 @@ class _SocketServer:
     def close(self):
         self._closed = True
         self._listener.close()
-        for conn in self._open:
+        self.drop_connections()
+
+    def drop_connections(self):
+        """Closes every connection accepted so far, as a server closing idle connections does."""
+        open_now, self._open = self._open, []
+        for conn in open_now:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -99,8 +99,24 @@ def test_sequential_calls_reuse_one_kept_alive_connection(sidecar):
         proxy.close()
 
 
-def test_a_connection_the_sidecar_closed_while_idle_is_replaced():
-    """The real sidecar closes kept-alive connections idle longer than its header timeout."""
+def test_a_connection_closed_while_idle_is_replaced(sidecar):
+    """A kept-alive connection the other side closed while idle (a proxy, a restart) is
+    replaced: the next call opens a new one and succeeds."""
+    proxy = CountingProxy(sidecar.port)
+    try:
+        coll = MongoSidecar(port=proxy.port, token=sidecar.token, timeout=10).db(DB).collection("idle")
+        assert coll.find_one({"_id": "none"}) is None
+        proxy.drop_connections()
+        time.sleep(0.1)
+        assert coll.find_one({"_id": "none"}) is None
+        assert proxy.connections == 2
+    finally:
+        proxy.close()
+
+
+def test_the_sidecar_keeps_an_idle_connection_open():
+    """Idle time between requests is not timed by the sidecar: after a pause longer than its
+    header timeout, the next call still reuses the same connection."""
     short = Sidecar(MONGO_SIDECAR_HEADER_TIMEOUT_MS="100")
     proxy = CountingProxy(short.port)
     try:
@@ -108,7 +124,7 @@ def test_a_connection_the_sidecar_closed_while_idle_is_replaced():
         assert coll.find_one({"_id": "none"}) is None
         time.sleep(0.4)
         assert coll.find_one({"_id": "none"}) is None
-        assert proxy.connections == 2
+        assert proxy.connections == 1
     finally:
         proxy.close()
         assert short.stop() == 0
