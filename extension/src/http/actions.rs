@@ -96,7 +96,26 @@ pub fn parse(
     let mut f = body.fields;
     let max_time_ms = f.max_time_ms()?;
 
-    let operation = match action {
+    let operation = match parse_write(action, &mut f)? {
+        Some(write) => write,
+        None => parse_read_or_batch(action, &mut f, policy, limits, max_time_ms)?,
+    };
+    f.finish(action)?;
+    Ok(Parsed {
+        operation,
+        max_time_ms,
+    })
+}
+
+/// The actions that are not single-document writes.
+fn parse_read_or_batch(
+    action: &str,
+    f: &mut Fields,
+    policy: &Policy,
+    limits: &Limits,
+    max_time_ms: Option<u64>,
+) -> Result<Operation, ApiError> {
+    Ok(match action {
         "findOne" => {
             let filter = f.document("filter")?.unwrap_or_default();
             let mut o = FindOneOptions::default();
@@ -120,16 +139,9 @@ pub fn parse(
             o.collation = f.collation()?;
             o.comment = f.any("comment")?;
             o.let_vars = f.document("let")?;
-            o.batch_size = batch_size(&mut f, limits)?;
+            o.batch_size = batch_size(f, limits)?;
             check_limit(o.limit.map(|n| n as u64), limits)?;
             Operation::Find(filter, o)
-        }
-        "insertOne" => {
-            let document = f.required_document("document")?;
-            let mut o = InsertOneOptions::default();
-            o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
-            o.comment = f.any("comment")?;
-            Operation::InsertOne(document, o)
         }
         "insertMany" => {
             let documents = f.documents("documents")?;
@@ -143,35 +155,6 @@ pub fn parse(
             o.comment = f.any("comment")?;
             Operation::InsertMany(documents, o)
         }
-        "updateOne" | "updateMany" => {
-            let (filter, update, options) = parse_update(&mut f)?;
-            Operation::Update {
-                many: action == "updateMany",
-                filter,
-                update,
-                options,
-            }
-        }
-        "replaceOne" => {
-            let filter = f.required_document("filter")?;
-            let replacement = f.replacement()?;
-            let mut o = ReplaceOptions::default();
-            o.upsert = f.bool("upsert")?;
-            o.hint = f.hint()?;
-            o.collation = f.collation()?;
-            o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
-            o.comment = f.any("comment")?;
-            o.let_vars = f.document("let")?;
-            Operation::ReplaceOne(filter, replacement, o)
-        }
-        "deleteOne" | "deleteMany" => {
-            let (filter, options) = parse_delete(&mut f)?;
-            Operation::Delete {
-                many: action == "deleteMany",
-                filter,
-                options,
-            }
-        }
         "aggregate" => {
             let pipeline = f.documents("pipeline")?;
             if policy::pipeline_writes(&pipeline) {
@@ -184,7 +167,7 @@ pub fn parse(
             o.let_vars = f.document("let")?;
             o.allow_disk_use = f.bool("allowDiskUse")?;
             o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
-            o.batch_size = batch_size(&mut f, limits)?;
+            o.batch_size = batch_size(f, limits)?;
             Operation::Aggregate(pipeline, o)
         }
         "countDocuments" => {
@@ -256,14 +239,67 @@ pub fn parse(
             o.let_vars = f.document("let")?;
             Operation::FindOneAndDelete(filter, o)
         }
-        "bulkWrite" => Operation::BulkWrite(BulkWrite::parse(&mut f, limits)?),
+        "bulkWrite" => Operation::BulkWrite(BulkWrite::parse(f, limits)?),
         other => return Err(unknown_action(other)),
-    };
-    f.finish(action)?;
-    Ok(Parsed {
-        operation,
-        max_time_ms,
     })
+}
+
+/// The single-document writes: insertOne, updateOne, updateMany, replaceOne, deleteOne and
+/// deleteMany, read the same way as actions and as bulkWrite operations. `None` for any other.
+fn parse_write(kind: &str, f: &mut Fields) -> Result<Option<Operation>, ApiError> {
+    Ok(Some(match kind {
+        "insertOne" => {
+            let document = f.required_document("document")?;
+            let mut o = InsertOneOptions::default();
+            o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+            o.comment = f.any("comment")?;
+            Operation::InsertOne(document, o)
+        }
+        "updateOne" | "updateMany" => {
+            let filter = f.required_document("filter")?;
+            let update = f.update()?;
+            let mut o = UpdateOptions::default();
+            o.upsert = f.bool("upsert")?;
+            o.array_filters = f.optional_documents("arrayFilters")?;
+            o.hint = f.hint()?;
+            o.collation = f.collation()?;
+            o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+            o.comment = f.any("comment")?;
+            o.let_vars = f.document("let")?;
+            Operation::Update {
+                many: kind == "updateMany",
+                filter,
+                update,
+                options: o,
+            }
+        }
+        "replaceOne" => {
+            let filter = f.required_document("filter")?;
+            let replacement = f.replacement()?;
+            let mut o = ReplaceOptions::default();
+            o.upsert = f.bool("upsert")?;
+            o.hint = f.hint()?;
+            o.collation = f.collation()?;
+            o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
+            o.comment = f.any("comment")?;
+            o.let_vars = f.document("let")?;
+            Operation::ReplaceOne(filter, replacement, o)
+        }
+        "deleteOne" | "deleteMany" => {
+            let filter = f.required_document("filter")?;
+            let mut o = DeleteOptions::default();
+            o.hint = f.hint()?;
+            o.collation = f.collation()?;
+            o.comment = f.any("comment")?;
+            o.let_vars = f.document("let")?;
+            Operation::Delete {
+                many: kind == "deleteMany",
+                filter,
+                options: o,
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
 pub fn unknown_action(name: &str) -> ApiError {
@@ -308,30 +344,6 @@ fn check_batch(field: &str, len: usize, limits: &Limits) -> Result<(), ApiError>
         ));
     }
     Ok(())
-}
-
-fn parse_update(f: &mut Fields) -> Result<(Document, UpdateSpec, UpdateOptions), ApiError> {
-    let filter = f.required_document("filter")?;
-    let update = f.update()?;
-    let mut o = UpdateOptions::default();
-    o.upsert = f.bool("upsert")?;
-    o.array_filters = f.optional_documents("arrayFilters")?;
-    o.hint = f.hint()?;
-    o.collation = f.collation()?;
-    o.bypass_document_validation = f.bool("bypassDocumentValidation")?;
-    o.comment = f.any("comment")?;
-    o.let_vars = f.document("let")?;
-    Ok((filter, update, o))
-}
-
-fn parse_delete(f: &mut Fields) -> Result<(Document, DeleteOptions), ApiError> {
-    let filter = f.required_document("filter")?;
-    let mut o = DeleteOptions::default();
-    o.hint = f.hint()?;
-    o.collation = f.collation()?;
-    o.comment = f.any("comment")?;
-    o.let_vars = f.document("let")?;
-    Ok((filter, o))
 }
 
 /// A count as BSON: Int32 when it fits, as the Data API wrote counts.
@@ -387,10 +399,6 @@ pub async fn execute(
                     .with_type::<RawDocumentBuf>(),
             ))
         }
-        Operation::InsertOne(document, o) => {
-            let r = docs.insert_one(document).with_options(o).await?;
-            Outcome::Document(doc! {"insertedId": r.inserted_id})
-        }
         Operation::InsertMany(documents, o) => {
             let r = docs.insert_many(documents).with_options(o).await?;
             let mut ids: Vec<(usize, Bson)> = r.inserted_ids.into_iter().collect();
@@ -398,42 +406,6 @@ pub async fn execute(
             Outcome::Document(
                 doc! {"insertedIds": ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>()},
             )
-        }
-        Operation::Update {
-            many,
-            filter,
-            update,
-            options,
-        } => {
-            let r = if many {
-                docs.update_many(filter, update)
-                    .with_options(options)
-                    .await?
-            } else {
-                docs.update_one(filter, update)
-                    .with_options(options)
-                    .await?
-            };
-            Outcome::Document(update_result(&r))
-        }
-        Operation::ReplaceOne(filter, replacement, o) => {
-            let r = docs
-                .replace_one(filter, replacement)
-                .with_options(o)
-                .await?;
-            Outcome::Document(update_result(&r))
-        }
-        Operation::Delete {
-            many,
-            filter,
-            options,
-        } => {
-            let r = if many {
-                docs.delete_many(filter).with_options(options).await?
-            } else {
-                docs.delete_one(filter).with_options(options).await?
-            };
-            Outcome::Document(doc! {"deletedCount": count_bson(r.deleted_count)})
         }
         Operation::CountDocuments(filter, mut o) => {
             o.max_time = max_time;
@@ -473,31 +445,90 @@ pub async fn execute(
             Outcome::Found(coll.find_one_and_delete(filter).with_options(o).await?)
         }
         Operation::BulkWrite(bulk) => Outcome::Document(bulk.execute(&docs).await?),
+        write => Outcome::Document(match execute_write(write, &docs).await? {
+            Written::Inserted(id) => doc! {"insertedId": id},
+            Written::Updated(r) => update_result(&r),
+            Written::Deleted(n) => doc! {"deletedCount": count_bson(n)},
+        }),
+    })
+}
+
+/// What a single-document write did.
+enum Written {
+    Inserted(Bson),
+    Updated(mongodb::results::UpdateResult),
+    Deleted(u64),
+}
+
+/// Runs one of the writes [`parse_write`] reads, for an action or a bulkWrite operation.
+async fn execute_write(
+    operation: Operation,
+    coll: &Collection<Document>,
+) -> Result<Written, mongodb::error::Error> {
+    Ok(match operation {
+        Operation::InsertOne(document, o) => {
+            Written::Inserted(coll.insert_one(document).with_options(o).await?.inserted_id)
+        }
+        Operation::Update {
+            many: true,
+            filter,
+            update,
+            options,
+        } => Written::Updated(
+            coll.update_many(filter, update)
+                .with_options(options)
+                .await?,
+        ),
+        Operation::Update {
+            many: false,
+            filter,
+            update,
+            options,
+        } => Written::Updated(
+            coll.update_one(filter, update)
+                .with_options(options)
+                .await?,
+        ),
+        Operation::ReplaceOne(filter, replacement, o) => Written::Updated(
+            coll.replace_one(filter, replacement)
+                .with_options(o)
+                .await?,
+        ),
+        Operation::Delete {
+            many: true,
+            filter,
+            options,
+        } => Written::Deleted(
+            coll.delete_many(filter)
+                .with_options(options)
+                .await?
+                .deleted_count,
+        ),
+        Operation::Delete {
+            many: false,
+            filter,
+            options,
+        } => Written::Deleted(
+            coll.delete_one(filter)
+                .with_options(options)
+                .await?
+                .deleted_count,
+        ),
+        _ => {
+            return Err(mongodb::error::Error::custom(
+                "execute_write takes only single-document writes",
+            ));
+        }
     })
 }
 
 /// `bulkWrite`: a list of insert, update, replace and delete operations on one collection,
 /// run in order. Ordered (the default) stops at the first failure; unordered runs them all.
 pub struct BulkWrite {
-    operations: Vec<WriteModel>,
+    /// Each a single-document write, as [`parse_write`] reads it.
+    operations: Vec<Operation>,
     ordered: bool,
     bypass_document_validation: Option<bool>,
-}
-
-enum WriteModel {
-    InsertOne(Document),
-    Update {
-        many: bool,
-        filter: Document,
-        update: UpdateSpec,
-        options: UpdateOptions,
-    },
-    ReplaceOne(Document, Document, ReplaceOptions),
-    Delete {
-        many: bool,
-        filter: Document,
-        options: DeleteOptions,
-    },
 }
 
 /// Counts a bulk write has applied so far.
@@ -511,6 +542,20 @@ struct BulkCounts {
 }
 
 impl BulkCounts {
+    fn record(&mut self, index: usize, written: Written) {
+        match written {
+            Written::Inserted(_) => self.inserted += 1,
+            Written::Updated(r) => {
+                self.matched += r.matched_count;
+                self.modified += r.modified_count;
+                if let Some(id) = r.upserted_id {
+                    self.upserted.push((index, id));
+                }
+            }
+            Written::Deleted(n) => self.deleted += n,
+        }
+    }
+
     fn to_document(&self) -> Document {
         let mut upserted_ids = Document::new();
         for (index, id) in &self.upserted {
@@ -538,6 +583,8 @@ pub struct BulkWriteFailure {
     pub failed_indexes: Vec<usize>,
 }
 
+const BULK_KINDS: &str = "insertOne, updateOne, updateMany, replaceOne, deleteOne or deleteMany";
+
 impl BulkWrite {
     fn parse(f: &mut Fields, limits: &Limits) -> Result<Self, ApiError> {
         let items = match f.raw("operations") {
@@ -563,55 +610,23 @@ impl BulkWrite {
                     &item,
                 ));
             };
-            if map.len() != 1 {
+            let mut entries = map.into_iter();
+            let (Some((kind, spec)), None) = (entries.next(), entries.next()) else {
                 return Err(ApiError::invalid(format!(
-                    "{at} must have exactly one key: insertOne, updateOne, updateMany, replaceOne, deleteOne or deleteMany"
+                    "{at} must have exactly one key: {BULK_KINDS}"
                 )));
-            }
-            let Some((kind, spec)) = map.into_iter().next() else {
-                continue;
             };
             let Value::Object(spec) = spec else {
                 return Err(type_error(&format!("{at}.{kind}"), "a document", &spec));
             };
             let mut op = Fields::new(spec);
-            let model = match kind.as_str() {
-                "insertOne" => WriteModel::InsertOne(op.required_document("document")?),
-                "updateOne" | "updateMany" => {
-                    let (filter, update, options) = parse_update(&mut op)?;
-                    WriteModel::Update {
-                        many: kind == "updateMany",
-                        filter,
-                        update,
-                        options,
-                    }
-                }
-                "replaceOne" => {
-                    let filter = op.required_document("filter")?;
-                    let replacement = op.replacement()?;
-                    let mut o = ReplaceOptions::default();
-                    o.upsert = op.bool("upsert")?;
-                    o.hint = op.hint()?;
-                    o.collation = op.collation()?;
-                    o.bypass_document_validation = op.bool("bypassDocumentValidation")?;
-                    WriteModel::ReplaceOne(filter, replacement, o)
-                }
-                "deleteOne" | "deleteMany" => {
-                    let (filter, options) = parse_delete(&mut op)?;
-                    WriteModel::Delete {
-                        many: kind == "deleteMany",
-                        filter,
-                        options,
-                    }
-                }
-                other => {
-                    return Err(ApiError::invalid(format!(
-                        "{at} has the unknown operation {other:?}; use insertOne, updateOne, updateMany, replaceOne, deleteOne or deleteMany"
-                    )));
-                }
+            let Some(operation) = parse_write(&kind, &mut op)? else {
+                return Err(ApiError::invalid(format!(
+                    "{at} has the unknown operation {kind:?}; use {BULK_KINDS}"
+                )));
             };
             op.finish(&format!("{at}.{kind}"))?;
-            operations.push(model);
+            operations.push(operation);
         }
         Ok(Self {
             operations,
@@ -621,24 +636,19 @@ impl BulkWrite {
     }
 
     async fn execute(self, coll: &Collection<Document>) -> Result<Document, mongodb::error::Error> {
-        let Self {
-            operations,
-            ordered,
-            bypass_document_validation,
-        } = self;
         let mut counts = BulkCounts::default();
         let mut first_failure: Option<(usize, mongodb::error::Error)> = None;
         let mut failed_indexes = Vec::new();
-        for (index, model) in operations.into_iter().enumerate() {
-            let result =
-                run_write_model(coll, index, model, bypass_document_validation, &mut counts).await;
-            if let Err(err) = result {
-                failed_indexes.push(index);
-                if first_failure.is_none() {
-                    first_failure = Some((index, err));
-                }
-                if ordered {
-                    break;
+        for (index, operation) in self.operations.into_iter().enumerate() {
+            let operation = with_default_bypass(operation, self.bypass_document_validation);
+            match execute_write(operation, coll).await {
+                Ok(written) => counts.record(index, written),
+                Err(err) => {
+                    failed_indexes.push(index);
+                    first_failure.get_or_insert((index, err));
+                    if self.ordered {
+                        break;
+                    }
                 }
             }
         }
@@ -654,67 +664,32 @@ impl BulkWrite {
     }
 }
 
-async fn run_write_model(
-    coll: &Collection<Document>,
-    index: usize,
-    model: WriteModel,
-    bypass: Option<bool>,
-    counts: &mut BulkCounts,
-) -> Result<(), mongodb::error::Error> {
-    match model {
-        WriteModel::InsertOne(document) => {
-            let mut options = InsertOneOptions::default();
-            options.bypass_document_validation = bypass;
-            coll.insert_one(document).with_options(options).await?;
-            counts.inserted += 1;
+/// The bulk write's `bypassDocumentValidation`, for an operation that does not set its own.
+fn with_default_bypass(operation: Operation, bypass: Option<bool>) -> Operation {
+    match operation {
+        Operation::InsertOne(document, mut o) => {
+            o.bypass_document_validation = o.bypass_document_validation.or(bypass);
+            Operation::InsertOne(document, o)
         }
-        WriteModel::Update {
+        Operation::Update {
             many,
             filter,
             update,
             mut options,
         } => {
             options.bypass_document_validation = options.bypass_document_validation.or(bypass);
-            let r = if many {
-                coll.update_many(filter, update)
-                    .with_options(options)
-                    .await?
-            } else {
-                coll.update_one(filter, update)
-                    .with_options(options)
-                    .await?
-            };
-            record_update(counts, index, &r);
+            Operation::Update {
+                many,
+                filter,
+                update,
+                options,
+            }
         }
-        WriteModel::ReplaceOne(filter, replacement, mut options) => {
-            options.bypass_document_validation = options.bypass_document_validation.or(bypass);
-            let r = coll
-                .replace_one(filter, replacement)
-                .with_options(options)
-                .await?;
-            record_update(counts, index, &r);
+        Operation::ReplaceOne(filter, replacement, mut o) => {
+            o.bypass_document_validation = o.bypass_document_validation.or(bypass);
+            Operation::ReplaceOne(filter, replacement, o)
         }
-        WriteModel::Delete {
-            many,
-            filter,
-            options,
-        } => {
-            let r = if many {
-                coll.delete_many(filter).with_options(options).await?
-            } else {
-                coll.delete_one(filter).with_options(options).await?
-            };
-            counts.deleted += r.deleted_count;
-        }
-    }
-    Ok(())
-}
-
-fn record_update(counts: &mut BulkCounts, index: usize, r: &mongodb::results::UpdateResult) {
-    counts.matched += r.matched_count;
-    counts.modified += r.modified_count;
-    if let Some(id) = &r.upserted_id {
-        counts.upserted.push((index, id.clone()));
+        other => other,
     }
 }
 
