@@ -182,10 +182,16 @@ impl DataSource {
     /// The client, once the data source is ready. While it is warming this waits up to
     /// `wait`; while it is unavailable it answers at once, so a handler fails fast.
     pub async fn ready_client(&self, wait: Duration) -> Result<&Client, NotReady> {
-        let mut rx = self.state.subscribe();
-        let state = match tokio::time::timeout(wait, rx.wait_for(|s| *s != State::Warming)).await {
-            Ok(Ok(state)) => state.clone(),
-            _ => return Err(NotReady::Warming),
+        let current = self.state();
+        let state = if current == State::Warming {
+            let mut rx = self.state.subscribe();
+            match tokio::time::timeout(wait, rx.wait_for(|s| *s != State::Warming)).await {
+                Ok(Ok(state)) => state.clone(),
+                _ => return Err(NotReady::Warming),
+            }
+        } else {
+            // The common case: no subscription, no timer.
+            current
         };
         match (state, self.client.get()) {
             (State::Ready, Some(client)) => {
