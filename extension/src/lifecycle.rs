@@ -47,7 +47,6 @@ pub async fn run(config: Result<Config, ConfigError>) -> i32 {
 struct Sidecar {
     config: Arc<Config>,
     sources: Arc<DataSources>,
-    invocation: Arc<Invocation>,
     server: JoinHandle<std::io::Result<()>>,
     /// Cancelled when the server task ends, for whatever reason.
     server_stopped: CancellationToken,
@@ -58,13 +57,12 @@ struct Sidecar {
 impl Sidecar {
     /// Starts serving on the bound listeners. The data sources exist, warming, from here on:
     /// a request that arrives before they connect waits for them.
-    fn serve(config: Arc<Config>, listeners: Listeners) -> Self {
+    fn serve(config: Arc<Config>, listeners: Listeners, invocation: Arc<Invocation>) -> Self {
         let sources = Arc::new(DataSources::new(&config));
-        let invocation = Arc::new(Invocation::default());
         let state = Arc::new(AppState::new(
             Arc::clone(&config),
             Arc::clone(&sources),
-            Arc::clone(&invocation),
+            invocation,
         ));
         let stop = CancellationToken::new();
         let (drain, drain_rx) = watch::channel(STANDALONE_DRAIN);
@@ -84,7 +82,6 @@ impl Sidecar {
         Self {
             config,
             sources,
-            invocation,
             server,
             server_stopped,
             stop,
@@ -154,7 +151,7 @@ async fn run_standalone(config: Result<Config, ConfigError>) -> i32 {
         }
     };
     announce(&config, &listeners, "standalone");
-    let sidecar = Sidecar::serve(Arc::clone(&config), listeners);
+    let sidecar = Sidecar::serve(Arc::clone(&config), listeners, Arc::default());
     if let Err(err) = sidecar.connect().await {
         error!(error = %err, "cannot start the database clients");
         return 1;
@@ -193,18 +190,16 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
     };
 
     // 3: register. The events processor only records what Lambda says.
-    let invocation_slot: Arc<std::sync::OnceLock<Arc<Invocation>>> = Arc::default();
+    let invocation = Arc::new(Invocation::default());
     let (shutdown_tx, mut shutdown_rx) = watch::channel(None::<u64>);
-    let slot = Arc::clone(&invocation_slot);
+    let recorder = Arc::clone(&invocation);
     let processor = service_fn(move |event: LambdaEvent| {
-        let slot = Arc::clone(&slot);
+        let recorder = Arc::clone(&recorder);
         let shutdown_tx = shutdown_tx.clone();
         async move {
             match event.next {
                 NextEvent::Invoke(invoke) => {
-                    if let Some(invocation) = slot.get() {
-                        invocation.start(invoke.deadline_ms);
-                    }
+                    recorder.start(invoke.deadline_ms);
                 }
                 NextEvent::Shutdown(shutdown) => {
                     info!(reason = %shutdown.shutdown_reason, "SHUTDOWN");
@@ -240,8 +235,7 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
     announce(&config, &listeners, "extension");
 
     // 4: connect in the background while the function initialises.
-    let sidecar = Sidecar::serve(Arc::clone(&config), listeners);
-    invocation_slot.set(Arc::clone(&sidecar.invocation)).ok();
+    let sidecar = Sidecar::serve(Arc::clone(&config), listeners, invocation);
     if let Err(message) = sidecar.connect().await {
         let error_type = "Extension.DataSourceInvalid";
         error!(error_type, error = %message, "init failed");

@@ -10,7 +10,7 @@ use mongodb::options::{
     FindOptions, InsertManyOptions, InsertOneOptions, ReplaceOptions, UpdateOptions,
 };
 use mongodb::{Collection, Cursor};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::ApiError;
 use super::request::{ActionBody, Fields, UpdateSpec, type_error};
@@ -691,9 +691,4 @@ fn with_default_bypass(operation: Operation, bypass: Option<bool>) -> Operation 
         }
         other => other,
     }
-}
-
-/// The body fields of a failed bulk write: where it failed and what it had applied.
-pub fn bulk_failure_details(failure: &BulkWriteFailure) -> Value {
-    json!({"failedIndexes": failure.failed_indexes})
 }

@@ -374,7 +374,7 @@ fn mongo_error(err: &mongodb::error::Error, source: &crate::mongo::DataSource) -
         });
     api.with("failedIndex", json!(failure.index))
         .with("applied", applied.unwrap_or(serde_json::Value::Null))
-        .with("details", actions::bulk_failure_details(failure))
+        .with("details", json!({"failedIndexes": failure.failed_indexes}))
 }
 
 /// Reads the body within the size limit and the body read timeout.
