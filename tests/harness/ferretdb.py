@@ -3,11 +3,15 @@
     with FerretDB() as db:
         MongoClient(db.uri)...
 
+Every server listens twice: plain TCP (`uri`) and TLS (`tls_uri`, with `tls=true&tlsCAFile=` a
+throwaway CA made for it, `harness.tls`), so tests can run the connection path both ways.
+
 Also a command-line wrapper that runs a command against a fresh server (used by the Makefile):
 
     python -m harness.ferretdb run -- cargo test --workspace
 
-The command sees the server's URI in MONGO_SIDECAR_TEST_URI; the wrapper exits with its code.
+The command sees the server's URIs in MONGO_SIDECAR_TEST_URI and MONGO_SIDECAR_TEST_TLS_URI; the
+wrapper exits with its code.
 """
 
 import argparse
@@ -25,12 +29,15 @@ from pymongo import MongoClient
 
 from . import HarnessError, tool
 from .procs import die_with_parent, exit_on_sigterm, free_port, terminate
+from .tls import TestCA
 
 URI_ENV_VAR = "MONGO_SIDECAR_TEST_URI"
+TLS_URI_ENV_VAR = "MONGO_SIDECAR_TEST_TLS_URI"
 
 
 class FerretDB:
-    """One FerretDB server on a free loopback port, with its own temporary data directory.
+    """One FerretDB server on two free loopback ports (plain and TLS), with its own temporary data
+    directory and its own test CA.
 
     `stop()` stops the process and keeps the data; `restart()` starts it again on the same port
     and data; `close()` (context-manager exit, or atexit) stops it and removes the data directory.
@@ -40,12 +47,17 @@ class FerretDB:
     def __init__(self, start_timeout: float = 30.0, log_level: str = "warn"):
         self.binary = tool("ferretdb", "FERRETDB_BIN")
         self.port = free_port()
+        self.tls_port = free_port()
         self.uri = f"mongodb://127.0.0.1:{self.port}/"
         self.start_timeout = start_timeout
         self.log_level = log_level
         self._tmp = Path(tempfile.mkdtemp(prefix="mongo-sidecar-ferretdb-"))
         self.data_dir = self._tmp / "data"
         self.log_path = self._tmp / "ferretdb.log"
+        self.ca = TestCA(self._tmp / "tls")
+        self._tls_cert, self._tls_key = self.ca.server_files("localhost", "127.0.0.1")
+        #: The same server over TLS, trusting the server's certificate through the test CA.
+        self.tls_uri = f"mongodb://127.0.0.1:{self.tls_port}/?tls=true&tlsCAFile={self.ca.cert_path}"
         self._proc: subprocess.Popen | None = None
         atexit.register(self.close)
 
@@ -55,7 +67,8 @@ class FerretDB:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [self.binary, "-data", self.data_dir, "-listen", f"127.0.0.1:{self.port}",
-                 "-log-level", self.log_level],
+                 "-listen-tls", f"127.0.0.1:{self.tls_port}", "-tls-cert", self._tls_cert,
+                 "-tls-key", self._tls_key, "-log-level", self.log_level],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
             )
@@ -67,7 +80,7 @@ class FerretDB:
         return self
 
     def _wait_ready(self) -> None:
-        """Read the launcher's `ready URI` line, then check the server answers `ping`."""
+        """Read the launcher's `ready URI` line, then check the server answers `ping` on both listeners."""
         deadline = time.monotonic() + self.start_timeout
         with selectors.DefaultSelector() as sel:
             sel.register(self._proc.stdout, selectors.EVENT_READ)
@@ -77,9 +90,10 @@ class FerretDB:
         if line != f"ready {self.uri}":
             code = self._proc.poll()
             raise HarnessError(f"FerretDB did not start (exit code {code}, said {line!r}){self._log_tail()}")
-        remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
-        with MongoClient(self.uri, directConnection=True, serverSelectionTimeoutMS=remaining_ms) as client:
-            client.admin.command("ping")
+        for uri in (self.uri, self.tls_uri):
+            remaining_ms = max(1000, int((deadline - time.monotonic()) * 1000))
+            with MongoClient(uri, directConnection=True, serverSelectionTimeoutMS=remaining_ms) as client:
+                client.admin.command("ping")
 
     def _log_tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -112,11 +126,11 @@ class FerretDB:
 
 
 def run_with_ferretdb(command: list[str]) -> int:
-    """Start FerretDB, run `command` with MONGO_SIDECAR_TEST_URI set, stop FerretDB."""
+    """Start FerretDB, run `command` with its URIs in the environment, stop FerretDB."""
     exit_on_sigterm()
     with FerretDB() as db:
-        print(f"ferretdb: {db.uri} for: {' '.join(command)}", file=sys.stderr, flush=True)
-        proc = subprocess.Popen(command, env={**os.environ, URI_ENV_VAR: db.uri})
+        print(f"ferretdb: {db.uri} (TLS: {db.tls_uri}) for: {' '.join(command)}", file=sys.stderr, flush=True)
+        proc = subprocess.Popen(command, env={**os.environ, URI_ENV_VAR: db.uri, TLS_URI_ENV_VAR: db.tls_uri})
         try:
             return proc.wait()
         finally:
@@ -126,7 +140,7 @@ def run_with_ferretdb(command: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.ferretdb")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help=f"run a command against a fresh FerretDB ({URI_ENV_VAR})")
+    run = sub.add_parser("run", help=f"run a command against a fresh FerretDB ({URI_ENV_VAR}, {TLS_URI_ENV_VAR})")
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

@@ -2,7 +2,7 @@
 // project's tests, demo and benchmarks. It embeds the ferretdb package rather than building
 // FerretDB's own command, whose module ships without build/version/version.txt and panics at start.
 //
-// It prints one line, "ready mongodb://127.0.0.1:PORT/", once the listener accepts connections,
+// It prints one line, "ready mongodb://127.0.0.1:PORT/", once the listeners accept connections,
 // stops cleanly on SIGTERM or SIGINT, and stops by itself when the process that started it dies, so
 // an interrupted test run never leaves a server behind.
 package main
@@ -23,13 +23,16 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (loopback)")
+	listen := flag.String("listen", "", "TCP address to listen on, such as 127.0.0.1:27017 (loopback)")
+	listenTLS := flag.String("listen-tls", "", "also listen with TLS on this address (needs -tls-cert and -tls-key)")
+	tlsCert := flag.String("tls-cert", "", "PEM server certificate for -listen-tls")
+	tlsKey := flag.String("tls-key", "", "PEM private key for -listen-tls")
 	dataDir := flag.String("data", "", "directory for the SQLite files (created if missing)")
 	logLevel := flag.String("log-level", "warn", "FerretDB log level: debug, info, warn or error")
 	flag.Parse()
 
-	if *dataDir == "" {
-		fail("-data is required")
+	if *dataDir == "" || *listen == "" {
+		fail("-data and -listen are required")
 	}
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {
@@ -49,7 +52,12 @@ func main() {
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/",
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener: ferretdb.ListenerConfig{
+			TCP:         *listen,
+			TLS:         *listenTLS,
+			TLSCertFile: *tlsCert,
+			TLSKeyFile:  *tlsKey,
+		},
 	})
 	if err != nil {
 		fail("%v", err)
@@ -69,34 +77,34 @@ func main() {
 		}
 	}()
 
-	// MongoDBURI blocks until the listener is bound; then wait until it accepts a connection.
-	uri := db.MongoDBURI()
-	u, addr := uri, hostPort(uri)
+	// MongoDBURI blocks until the listeners are bound (it names the TLS one when there is one);
+	// then wait until each accepts a connection.
+	db.MongoDBURI()
+	addrs := []string{*listen}
+	if *listenTLS != "" {
+		addrs = append(addrs, *listenTLS)
+	}
+	for _, addr := range addrs {
+		waitAccepting(addr)
+	}
+	fmt.Printf("ready mongodb://%s/\n", *listen)
+
+	<-done
+}
+
+// waitAccepting waits until addr accepts a TCP connection, for at most 30 s.
+func waitAccepting(addr string) {
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			fail("listener at %s never accepted a connection: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	fmt.Printf("ready %s\n", u)
-
-	<-done
-}
-
-// hostPort extracts host:port from "mongodb://host:port/...".
-func hostPort(uri string) string {
-	rest := uri[len("mongodb://"):]
-	for i, c := range rest {
-		if c == '/' || c == '?' {
-			return rest[:i]
-		}
-	}
-	return rest
 }
 
 func stopWhenParentDies(ctx context.Context, cancel context.CancelFunc) {
