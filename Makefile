@@ -139,7 +139,7 @@ publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the laye
 # in TEST_SUITES (all of them, even after a failure), prints the summaries, and fails if any
 # suite failed.
 
-TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security test-deploy
+TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security test-faults test-deploy
 
 # Lines that close a runner's output: cargo test, pytest, node --test, the lint step.
 SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: 
@@ -163,13 +163,18 @@ test: tools layer ## Install tools, build the layer, run every test suite, print
 	done; \
 	exit $$rc
 
+# Each suite also runs on its own from a fresh clone (`make test-security`): every suite but lint
+# needs the tools and the layer. Within one make run each is built once.
+$(filter-out test-lint,$(TEST_SUITES)): tools layer
+
 .PHONY: test-lint
 test-lint: ## cargo fmt --check and cargo clippy -D warnings
 	@$(call run_suite,cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
 
 .PHONY: test-rust
-test-rust: ## Rust unit, property and API tests, against a fresh FerretDB
-	@$(call run_suite,MONGO_SIDECAR_REQUIRE_DB=1 $(WITH_FERRETDB) cargo test --workspace)
+test-rust: ## Rust unit and property tests, and the API against FerretDB over plain TCP, then over TLS
+	@$(call run_suite,$(WITH_FERRETDB) sh -c 'cargo test --workspace -- --include-ignored && \
+		MONGO_SIDECAR_TEST_URI="$$MONGO_SIDECAR_TEST_TLS_URI" cargo test --test api -- --include-ignored')
 
 .PHONY: test-e2e
 test-e2e: ## End to end under the Lambda emulator, with the layer zip's binary and clients
@@ -190,6 +195,10 @@ test-api: ## The OpenAPI document against the code and the running sidecar (sche
 .PHONY: test-security
 test-security: ## Bad inputs over real sockets, the secret-leak search, each security rule
 	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest tests/security)
+
+.PHONY: test-faults
+test-faults: ## Timeouts, lost connections, dead paths, DNS and TLS failures, stalled clients, through a fault-injecting proxy
+	@$(call run_suite,$(TEST_ENV) $(PYTHON) -m pytest tests/faults)
 
 .PHONY: test-deploy
 test-deploy: ## The sample template (cfn-lint, wiring), make publish and the deploy commands, against moto

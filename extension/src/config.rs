@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub const MAX_CONCURRENCY: &str = "MONGO_SIDECAR_MAX_CONCURRENCY";
 pub const MAX_CONNECTIONS: &str = "MONGO_SIDECAR_MAX_CONNECTIONS";
 pub const HEADER_TIMEOUT_MS: &str = "MONGO_SIDECAR_HEADER_TIMEOUT_MS";
 pub const BODY_TIMEOUT_MS: &str = "MONGO_SIDECAR_BODY_TIMEOUT_MS";
+pub const WRITE_TIMEOUT_MS: &str = "MONGO_SIDECAR_WRITE_TIMEOUT_MS";
 pub const READ_ONLY: &str = "MONGO_SIDECAR_READ_ONLY";
 pub const ALLOW: &str = "MONGO_SIDECAR_ALLOW";
 pub const ALLOW_SERVER_JS: &str = "MONGO_SIDECAR_ALLOW_SERVER_JS";
@@ -48,9 +50,33 @@ pub const ALLOW_MERGE: &str = "MONGO_SIDECAR_ALLOW_MERGE";
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
+// The defaults, each next to its variable in the README's configuration table.
 
 pub const DEFAULT_PORT: u16 = 27080;
 pub const DEFAULT_DATA_SOURCE: &str = "mongodb-atlas";
+/// How long a request (and init) waits for the first connection.
+pub const DEFAULT_READY_TIMEOUT_MS: u64 = 3_000;
+/// The longest an operation may run, invocation deadline or not.
+pub const DEFAULT_MAX_TIME_MS: u64 = 30_000;
+/// Left to the function after an operation, before its deadline.
+pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 200;
+/// After this long without an answer from the server, the next request pings first.
+pub const DEFAULT_REVALIDATE_AFTER_MS: u64 = 1_000;
+/// Lambda's own payload limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+pub const DEFAULT_MAX_WRITE_BATCH: usize = 10_000;
+/// 0: no cap on the documents a find or aggregate returns.
+pub const DEFAULT_MAX_DOCUMENTS: u64 = 0;
+pub const DEFAULT_BATCH_SIZE: u32 = 1_000;
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+/// An answer the client stops reading is abandoned after this long without progress.
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
 
 /// Where the default data source's connection string comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -124,6 +150,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    pub write_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -187,177 +214,29 @@ impl Config {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let vars: BTreeMap<String, String> = vars.into_iter().collect();
-        let get = |name: &str| vars.get(name).map(String::as_str).filter(|v| !v.is_empty());
-
-        let runtime_api = get(AWS_LAMBDA_RUNTIME_API).map(str::to_owned);
-        let default_name = get(DATA_SOURCE).unwrap_or(DEFAULT_DATA_SOURCE).to_owned();
-
-        let mut uri_sources = Vec::new();
-        if let Some(uri) = get(MONGODB_URI) {
-            validate_uri(MONGODB_URI, uri)?;
-            uri_sources.push((MONGODB_URI, UriSource::Plain(uri.to_owned())));
-        }
-        if let Some(id) = get(MONGODB_URI_SECRET_ID) {
-            uri_sources.push((MONGODB_URI_SECRET_ID, UriSource::Secret(id.to_owned())));
-        }
-        if let Some(name) = get(MONGODB_URI_PARAMETER) {
-            uri_sources.push((MONGODB_URI_PARAMETER, UriSource::Parameter(name.to_owned())));
-        }
-        if uri_sources.len() > 1 {
-            let names: Vec<&str> = uri_sources.iter().map(|(v, _)| *v).collect();
-            return Err(ConfigError::Conflict(format!(
-                "set only one of {MONGODB_URI}, {MONGODB_URI_SECRET_ID} and {MONGODB_URI_PARAMETER}; found {}",
-                names.join(", ")
-            )));
-        }
-        let default_source = uri_sources.pop().map(|(variable, uri)| DataSourceConfig {
-            name: default_name.clone(),
-            variable: variable.to_owned(),
-            uri,
-        });
-
-        let mut named_sources = Vec::new();
-        for (variable, value) in &vars {
-            let Some(suffix) = variable.strip_prefix(MONGODB_URI_PREFIX) else {
-                continue;
-            };
-            if variable == MONGODB_URI_SECRET_ID
-                || variable == MONGODB_URI_PARAMETER
-                || value.is_empty()
-            {
-                continue;
-            }
-            if suffix.is_empty()
-                || !suffix
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
-                return Err(ConfigError::invalid(
-                    variable,
-                    &redact_uri(value),
-                    "a data source name may only use letters, digits and '_'",
-                ));
-            }
-            validate_uri(variable, value)?;
-            let name = suffix.to_ascii_lowercase().replace('_', "-");
-            if same_source_name(&name, &default_name) && default_source.is_some() {
-                return Err(ConfigError::Conflict(format!(
-                    "{variable} names the data source {name:?}, which is already the default data source ({DATA_SOURCE})"
-                )));
-            }
-            named_sources.push(DataSourceConfig {
-                name,
-                variable: variable.clone(),
-                uri: UriSource::Plain(value.clone()),
-            });
-        }
-        if default_source.is_none() && named_sources.is_empty() {
-            return Err(ConfigError::Missing(format!(
-                "no database configured: set {MONGODB_URI} (or {MONGODB_URI_SECRET_ID}, {MONGODB_URI_PARAMETER}, or {MONGODB_URI_PREFIX}<NAME>)"
-            )));
-        }
-
-        let allow_remote = parse_bool(&vars, ALLOW_REMOTE, false)?;
-        let host = match get(HOST) {
-            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            Some(value) => {
-                let host: IpAddr = if value == "localhost" {
-                    IpAddr::V4(Ipv4Addr::LOCALHOST)
-                } else {
-                    value.parse().map_err(|_| {
-                        ConfigError::invalid(HOST, value, "must be an IP address such as 127.0.0.1")
-                    })?
-                };
-                if !host.is_loopback() && !allow_remote {
-                    return Err(ConfigError::invalid(
-                        HOST,
-                        value,
-                        format!(
-                            "is not a loopback address; anything that reaches the port acts with the database user's rights, so set {ALLOW_REMOTE}=true to allow it"
-                        ),
-                    ));
-                }
-                host
-            }
-        };
-        let port = parse_num::<u16>(&vars, PORT, DEFAULT_PORT, 0..=u16::MAX)?;
-        let socket = get(SOCKET).map(PathBuf::from);
-
-        let auth = match get(AUTH) {
-            Some("none") => Auth::Disabled { explicit: true },
-            Some("token") | None => match get(TOKEN) {
-                Some(token) => Auth::Token(token.to_owned()),
-                None => match (&runtime_api, get(AWS_SESSION_TOKEN)) {
-                    (Some(_), Some(session)) => Auth::Token(session.to_owned()),
-                    (Some(_), None) => {
-                        return Err(ConfigError::Missing(format!(
-                            "no token to check requests against: inside Lambda the token is {TOKEN} or else {AWS_SESSION_TOKEN}, and neither is set; set {TOKEN}, or {AUTH}=none to run without one"
-                        )));
-                    }
-                    (None, _) => Auth::Disabled { explicit: false },
-                },
-            },
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    AUTH,
-                    other,
-                    "must be \"token\" or \"none\"",
-                ));
-            }
-        };
-
-        let ms = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            parse_num::<u64>(&vars, name, default, range).map(Duration::from_millis)
-        };
-        let limits = Limits {
-            max_body_bytes: parse_num::<usize>(
-                &vars,
-                MAX_BODY_BYTES,
-                6 * 1024 * 1024,
-                1024..=64 * 1024 * 1024,
-            )?,
-            max_depth: parse_num::<usize>(&vars, MAX_DEPTH, 64, 2..=100)?,
-            max_write_batch: parse_num::<usize>(&vars, MAX_WRITE_BATCH, 10_000, 1..=1_000_000)?,
-            max_documents: parse_num::<u64>(&vars, MAX_DOCUMENTS, 0, 0..=u64::from(u32::MAX))?,
-            batch_size: parse_num::<u32>(&vars, BATCH_SIZE, 1000, 1..=100_000)?,
-            max_concurrency: parse_num::<usize>(&vars, MAX_CONCURRENCY, 64, 1..=10_000)?,
-            max_connections: parse_num::<usize>(&vars, MAX_CONNECTIONS, 256, 1..=65_536)?,
-            header_timeout: ms(HEADER_TIMEOUT_MS, 5_000, 100..=600_000)?,
-            body_timeout: ms(BODY_TIMEOUT_MS, 10_000, 100..=600_000)?,
-        };
-
-        let allow = match get(ALLOW) {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|ns| validate_namespace_pattern(ns).map(|()| ns.to_owned()))
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        let policy = Policy {
-            allow,
-            read_only: parse_bool(&vars, READ_ONLY, false)?,
-            allow_server_js: parse_bool(&vars, ALLOW_SERVER_JS, false)?,
-            allow_out: parse_bool(&vars, ALLOW_OUT, false)?,
-            allow_merge: parse_bool(&vars, ALLOW_MERGE, false)?,
-        };
-
+        let vars = Vars(vars.into_iter().collect());
+        let runtime_api = vars.get(AWS_LAMBDA_RUNTIME_API).map(str::to_owned);
+        let (default_source, named_sources) = data_sources(&vars)?;
+        let (host, port, socket) = listener(&vars)?;
         Ok(Config {
             default_source,
             named_sources,
             host,
             port,
             socket,
-            auth,
-            ready_timeout: ms(READY_TIMEOUT_MS, 3_000, 0..=600_000)?,
-            max_time: ms(MAX_TIME_MS, 30_000, 1..=3_600_000)?,
-            deadline_margin: ms(DEADLINE_MARGIN_MS, 200, 0..=60_000)?,
-            revalidate_after: ms(REVALIDATE_AFTER_MS, 1_000, 0..=3_600_000)?,
-            limits,
-            policy,
-            app_name: get(AWS_LAMBDA_FUNCTION_NAME)
+            auth: auth(&vars, runtime_api.is_some())?,
+            ready_timeout: vars.ms(READY_TIMEOUT_MS, DEFAULT_READY_TIMEOUT_MS, 0..=600_000)?,
+            max_time: vars.ms(MAX_TIME_MS, DEFAULT_MAX_TIME_MS, 1..=3_600_000)?,
+            deadline_margin: vars.ms(DEADLINE_MARGIN_MS, DEFAULT_DEADLINE_MARGIN_MS, 0..=60_000)?,
+            revalidate_after: vars.ms(
+                REVALIDATE_AFTER_MS,
+                DEFAULT_REVALIDATE_AFTER_MS,
+                0..=3_600_000,
+            )?,
+            limits: limits(&vars)?,
+            policy: policy(&vars)?,
+            app_name: vars
+                .get(AWS_LAMBDA_FUNCTION_NAME)
                 .unwrap_or("mongo-sidecar")
                 .to_owned(),
             runtime_api,
@@ -368,6 +247,242 @@ impl Config {
     pub fn sources(&self) -> impl Iterator<Item = &DataSourceConfig> {
         self.default_source.iter().chain(&self.named_sources)
     }
+}
+
+/// The environment, as read once.
+struct Vars(BTreeMap<String, String>);
+
+impl Vars {
+    /// A variable's value; an empty one counts as unset.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn bool(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self
+            .get(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(_) => Err(ConfigError::invalid(
+                name,
+                self.get(name).unwrap_or_default(),
+                "must be true or false",
+            )),
+        }
+    }
+
+    fn num<T>(&self, name: &str, default: T, range: RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(value) = self.get(name) else {
+            return Ok(default);
+        };
+        let parsed: T = value.trim().parse().map_err(|_| {
+            ConfigError::invalid(
+                name,
+                value,
+                format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })?;
+        if !range.contains(&parsed) {
+            return Err(ConfigError::invalid(
+                name,
+                value,
+                format!("must be from {} to {}", range.start(), range.end()),
+            ));
+        }
+        Ok(parsed)
+    }
+
+    fn ms(
+        &self,
+        name: &str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.num(name, default, range).map(Duration::from_millis)
+    }
+}
+
+/// The default data source (`MONGODB_URI`, or a secret or parameter holding it) and the named
+/// ones (`MONGODB_URI_<NAME>`).
+fn data_sources(
+    vars: &Vars,
+) -> Result<(Option<DataSourceConfig>, Vec<DataSourceConfig>), ConfigError> {
+    let default_name = vars
+        .get(DATA_SOURCE)
+        .unwrap_or(DEFAULT_DATA_SOURCE)
+        .to_owned();
+    let mut uri_sources = Vec::new();
+    if let Some(uri) = vars.get(MONGODB_URI) {
+        validate_uri(MONGODB_URI, uri)?;
+        uri_sources.push((MONGODB_URI, UriSource::Plain(uri.to_owned())));
+    }
+    if let Some(id) = vars.get(MONGODB_URI_SECRET_ID) {
+        uri_sources.push((MONGODB_URI_SECRET_ID, UriSource::Secret(id.to_owned())));
+    }
+    if let Some(name) = vars.get(MONGODB_URI_PARAMETER) {
+        uri_sources.push((MONGODB_URI_PARAMETER, UriSource::Parameter(name.to_owned())));
+    }
+    if uri_sources.len() > 1 {
+        let names: Vec<&str> = uri_sources.iter().map(|(v, _)| *v).collect();
+        return Err(ConfigError::Conflict(format!(
+            "set only one of {MONGODB_URI}, {MONGODB_URI_SECRET_ID} and {MONGODB_URI_PARAMETER}; found {}",
+            names.join(", ")
+        )));
+    }
+    let default_source = uri_sources.pop().map(|(variable, uri)| DataSourceConfig {
+        name: default_name.clone(),
+        variable: variable.to_owned(),
+        uri,
+    });
+
+    let mut named_sources = Vec::new();
+    for (variable, value) in &vars.0 {
+        let Some(suffix) = variable.strip_prefix(MONGODB_URI_PREFIX) else {
+            continue;
+        };
+        if variable == MONGODB_URI_SECRET_ID
+            || variable == MONGODB_URI_PARAMETER
+            || value.is_empty()
+        {
+            continue;
+        }
+        if suffix.is_empty()
+            || !suffix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ConfigError::invalid(
+                variable,
+                &redact_uri(value),
+                "a data source name may only use letters, digits and '_'",
+            ));
+        }
+        validate_uri(variable, value)?;
+        let name = suffix.to_ascii_lowercase().replace('_', "-");
+        if same_source_name(&name, &default_name) && default_source.is_some() {
+            return Err(ConfigError::Conflict(format!(
+                "{variable} names the data source {name:?}, which is already the default data source ({DATA_SOURCE})"
+            )));
+        }
+        named_sources.push(DataSourceConfig {
+            name,
+            variable: variable.clone(),
+            uri: UriSource::Plain(value.clone()),
+        });
+    }
+    if default_source.is_none() && named_sources.is_empty() {
+        return Err(ConfigError::Missing(format!(
+            "no database configured: set {MONGODB_URI} (or {MONGODB_URI_SECRET_ID}, {MONGODB_URI_PARAMETER}, or {MONGODB_URI_PREFIX}<NAME>)"
+        )));
+    }
+    Ok((default_source, named_sources))
+}
+
+/// Where to listen: loopback unless explicitly allowed otherwise.
+fn listener(vars: &Vars) -> Result<(IpAddr, u16, Option<PathBuf>), ConfigError> {
+    let allow_remote = vars.bool(ALLOW_REMOTE, false)?;
+    let host = match vars.get(HOST) {
+        None | Some("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(value) => {
+            let host: IpAddr = value.parse().map_err(|_| {
+                ConfigError::invalid(HOST, value, "must be an IP address such as 127.0.0.1")
+            })?;
+            if !host.is_loopback() && !allow_remote {
+                return Err(ConfigError::invalid(
+                    HOST,
+                    value,
+                    format!(
+                        "is not a loopback address; anything that reaches the port acts with the database user's rights, so set {ALLOW_REMOTE}=true to allow it"
+                    ),
+                ));
+            }
+            host
+        }
+    };
+    let port = vars.num::<u16>(PORT, DEFAULT_PORT, 0..=u16::MAX)?;
+    Ok((host, port, vars.get(SOCKET).map(PathBuf::from)))
+}
+
+/// The token requests must carry. Every credential read here is registered with the log
+/// scrubber, so none can appear in a log line or an error body.
+fn auth(vars: &Vars, in_lambda: bool) -> Result<Auth, ConfigError> {
+    for secret in [TOKEN, AWS_SESSION_TOKEN, AWS_SECRET_ACCESS_KEY] {
+        if let Some(value) = vars.get(secret) {
+            crate::redact::register_secret(value);
+        }
+    }
+    match vars.get(AUTH) {
+        Some("none") => Ok(Auth::Disabled { explicit: true }),
+        Some("token") | None => match (vars.get(TOKEN), vars.get(AWS_SESSION_TOKEN)) {
+            (Some(token), _) => Ok(Auth::Token(token.to_owned())),
+            (None, Some(session)) if in_lambda => Ok(Auth::Token(session.to_owned())),
+            (None, None) if in_lambda => Err(ConfigError::Missing(format!(
+                "no token to check requests against: inside Lambda the token is {TOKEN} or else {AWS_SESSION_TOKEN}, and neither is set; set {TOKEN}, or {AUTH}=none to run without one"
+            ))),
+            (None, _) => Ok(Auth::Disabled { explicit: false }),
+        },
+        Some(other) => Err(ConfigError::invalid(
+            AUTH,
+            other,
+            "must be \"token\" or \"none\"",
+        )),
+    }
+}
+
+fn limits(vars: &Vars) -> Result<Limits, ConfigError> {
+    Ok(Limits {
+        max_body_bytes: vars.num(
+            MAX_BODY_BYTES,
+            DEFAULT_MAX_BODY_BYTES,
+            1024..=64 * 1024 * 1024,
+        )?,
+        max_depth: vars.num(MAX_DEPTH, DEFAULT_MAX_DEPTH, 2..=100)?,
+        max_write_batch: vars.num(MAX_WRITE_BATCH, DEFAULT_MAX_WRITE_BATCH, 1..=1_000_000)?,
+        max_documents: vars.num(
+            MAX_DOCUMENTS,
+            DEFAULT_MAX_DOCUMENTS,
+            0..=u64::from(u32::MAX),
+        )?,
+        batch_size: vars.num(BATCH_SIZE, DEFAULT_BATCH_SIZE, 1..=100_000)?,
+        max_concurrency: vars.num(MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, 1..=10_000)?,
+        max_connections: vars.num(MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS, 1..=65_536)?,
+        header_timeout: vars.ms(HEADER_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, 100..=600_000)?,
+        body_timeout: vars.ms(BODY_TIMEOUT_MS, DEFAULT_BODY_TIMEOUT_MS, 100..=600_000)?,
+        write_timeout: vars.ms(WRITE_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS, 100..=600_000)?,
+    })
+}
+
+fn policy(vars: &Vars) -> Result<Policy, ConfigError> {
+    let allow = match vars.get(ALLOW) {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|ns| validate_namespace_pattern(ns).map(|()| ns.to_owned()))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(Policy {
+        allow,
+        read_only: vars.bool(READ_ONLY, false)?,
+        allow_server_js: vars.bool(ALLOW_SERVER_JS, false)?,
+        allow_out: vars.bool(ALLOW_OUT, false)?,
+        allow_merge: vars.bool(ALLOW_MERGE, false)?,
+    })
 }
 
 /// Data source names match case-insensitively, with `-` and `_` the same.
@@ -414,60 +529,6 @@ fn validate_namespace_pattern(ns: &str) -> Result<(), ConfigError> {
             "each entry must be \"db.collection\" or \"db.*\"",
         ))
     }
-}
-
-fn parse_bool(
-    vars: &BTreeMap<String, String>,
-    name: &str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match vars
-        .get(name)
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("") => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(_) => Err(ConfigError::invalid(
-            name,
-            vars.get(name).map_or("", String::as_str),
-            "must be true or false",
-        )),
-    }
-}
-
-fn parse_num<T>(
-    vars: &BTreeMap<String, String>,
-    name: &str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let Some(value) = vars.get(name).filter(|v| !v.is_empty()) else {
-        return Ok(default);
-    };
-    let parsed: T = value.trim().parse().map_err(|_| {
-        ConfigError::invalid(
-            name,
-            value,
-            format!(
-                "must be a whole number from {} to {}",
-                range.start(),
-                range.end()
-            ),
-        )
-    })?;
-    if !range.contains(&parsed) {
-        return Err(ConfigError::invalid(
-            name,
-            value,
-            format!("must be from {} to {}", range.start(), range.end()),
-        ));
-    }
-    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -7,10 +7,13 @@
 //!    returns, and a handler may call the sidecar from its own init.
 //! 3. Register for INVOKE and SHUTDOWN. A configuration error is reported now, through
 //!    `/extension/init/error`, so the function fails loudly at init.
-//! 4. Read secrets, build the clients and connect in the background while Lambda runs the
+//! 4. Read secrets and start the clients, which connect in the background while Lambda runs the
 //!    function's init; wait for the first connection at most `MONGO_SIDECAR_READY_TIMEOUT_MS`.
-//! 5. Make the first `/next`. An unreachable database is not an init error: requests get a
-//!    503 until the keeper reconnects.
+//!    A secret that cannot be read is an init error; an unreachable database (or a
+//!    `mongodb+srv://` name DNS cannot resolve yet) is not: requests get a 503 with the cause
+//!    until the keeper connects.
+//! 5. Make the first `/next`. Each INVOKE is recorded in the [`Invocation`], which gives requests
+//!    their deadline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{AWS_LAMBDA_RUNTIME_API, Auth, Config, ConfigError};
-use crate::http::{AppState, Invocation, Listeners, router, serve};
+use crate::http::{AppState, Listeners, router, serve};
+use crate::invocation::Invocation;
 use crate::mongo::DataSources;
 use crate::secrets;
 
@@ -89,14 +93,18 @@ impl Sidecar {
         }
     }
 
-    /// Reads each data source's connection string and starts its client.
+    /// Reads each data source's connection string and starts its client. Only a secret that
+    /// cannot be read fails: connecting happens in the background.
     async fn connect(&self) -> Result<(), String> {
-        for (source, source_config) in self.sources.all().iter().zip(self.config.sources()) {
-            let uri = secrets::resolve(&source_config.uri)
-                .await
-                .map_err(|e| e.0)?;
-            source.start(&uri, &self.config).await?;
+        let mut uris = Vec::new();
+        for source_config in self.config.sources() {
+            uris.push(
+                secrets::resolve(&source_config.uri)
+                    .await
+                    .map_err(|e| e.0)?,
+            );
         }
+        self.sources.start(uris, &self.config.app_name);
         Ok(())
     }
 
@@ -105,8 +113,12 @@ impl Sidecar {
         let started = Instant::now();
         for source in self.sources.all() {
             let left = self.config.ready_timeout.saturating_sub(started.elapsed());
-            if let Err(err) = source.ready_client(left).await {
-                warn!(data_source = %source.name, error = %err, "not connected yet; requests will wait or get 503 until it is");
+            if let Err(err) = source.wait_ready(left).await {
+                let why = match err {
+                    crate::mongo::OpError::Unavailable { cause } => cause,
+                    _ => "still connecting".to_owned(),
+                };
+                warn!(target: "mongo_sidecar::lifecycle", data_source = %source.name, error = %why, "not connected yet; requests will wait or get 503 until it is");
             }
         }
     }
@@ -190,7 +202,7 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
     };
 
     // 3: register. The events processor only records what Lambda says.
-    let invocation = Arc::new(Invocation::default());
+    let invocation = Arc::new(Invocation::lambda());
     let (shutdown_tx, mut shutdown_rx) = watch::channel(None::<u64>);
     let recorder = Arc::clone(&invocation);
     let processor = service_fn(move |event: LambdaEvent| {
@@ -199,7 +211,8 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
         async move {
             match event.next {
                 NextEvent::Invoke(invoke) => {
-                    recorder.start(invoke.deadline_ms);
+                    let trace = Some(invoke.tracing.value.as_str()).filter(|t| !t.is_empty());
+                    recorder.start(invoke.deadline_ms, trace);
                 }
                 NextEvent::Shutdown(shutdown) => {
                     info!(reason = %shutdown.shutdown_reason, "SHUTDOWN");

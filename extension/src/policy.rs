@@ -1,14 +1,15 @@
-//! What a request may do, beyond what the database user may do: the namespace allowlist,
-//! read-only mode, and the operators that are denied unless explicitly allowed.
+//! Every allow/deny decision about what a request may do, beyond what the database user may do:
+//! `system.*` collections, the namespace allowlist, read-only mode, and the operators that are
+//! denied unless explicitly allowed.
 //!
-//! The operator rules look at the whole request body, every key at every depth, before any
-//! field is decoded: whatever field an operator hides in (filter, projection, let, update,
-//! pipeline, a bulk operation), it is seen.
+//! The operator and namespace rules look at the whole request body, every key at every depth,
+//! before any field is decoded: whatever field an operator or a pipeline stage hides in (filter,
+//! projection, let, update, pipeline, a bulk operation, a `$facet`), it is seen.
 
-use mongodb::bson::{Bson, Document};
 use serde_json::{Map, Value};
 
 use crate::config::{ALLOW, ALLOW_MERGE, ALLOW_OUT, ALLOW_SERVER_JS, Policy, READ_ONLY};
+use crate::mongo::ops::Operation;
 
 /// Operators that run JavaScript on the server, and the Extended JSON wrapper of JavaScript code.
 const SERVER_JS: &[&str] = &["$where", "$function", "$accumulator", "$code"];
@@ -19,7 +20,8 @@ const SERVER_JS: &[&str] = &["$where", "$function", "$accumulator", "$code"];
 pub struct Denied(pub String);
 
 /// Checks a whole request body against the policy: the namespace it names, the operators
-/// anywhere in it, and, with an allowlist, every collection its pipeline stages read or write.
+/// anywhere in it, and every collection its pipeline stages read or write (never a `system.*`
+/// one; with an allowlist, only those on it).
 pub fn check_request(
     policy: &Policy,
     database: &str,
@@ -37,10 +39,9 @@ pub fn check_request(
             Value::Object(map) => {
                 for (key, child) in map {
                     check_key(policy, key)?;
-                    if !policy.allow.is_empty() {
-                        for (db, coll) in stage_targets(key, child, database) {
-                            check_namespace(policy, &db, &coll)?;
-                        }
+                    for (db, coll) in stage_targets(key, child, database) {
+                        check_system(&coll)?;
+                        check_namespace(policy, &db, &coll)?;
                     }
                     stack.push(child);
                 }
@@ -95,6 +96,17 @@ fn stage_targets(stage: &str, spec: &Value, database: &str) -> Vec<(String, Stri
     target.into_iter().collect()
 }
 
+/// `system.*` collections hold users, roles, profiles and views: no request reaches them, as its
+/// own collection (refused when the body is read) or through a pipeline stage.
+fn check_system(collection: &str) -> Result<(), Denied> {
+    if collection.starts_with("system.") {
+        return Err(Denied(format!(
+            "the collection {collection} is a system collection; requests cannot reach it, not even through a pipeline stage"
+        )));
+    }
+    Ok(())
+}
+
 pub fn check_namespace(policy: &Policy, database: &str, collection: &str) -> Result<(), Denied> {
     if policy.allow.is_empty() {
         return Ok(());
@@ -116,34 +128,24 @@ pub fn check_namespace(policy: &Policy, database: &str, collection: &str) -> Res
     }
 }
 
-pub fn check_write(policy: &Policy, action: &str) -> Result<(), Denied> {
-    if policy.read_only {
-        Err(Denied(format!("{action} writes, and {READ_ONLY} is set")))
+/// Read-only mode: refuses every operation that writes (an aggregation with `$out` or `$merge`
+/// included, see [`Operation::writes`]).
+pub fn check_read_only(policy: &Policy, operation: &Operation) -> Result<(), Denied> {
+    if policy.read_only && operation.writes() {
+        Err(Denied(format!(
+            "{} writes, and {READ_ONLY} is set",
+            operation.action.name()
+        )))
     } else {
         Ok(())
     }
 }
 
-/// Whether a pipeline writes ($out or $merge at any depth), for read-only mode.
-pub fn pipeline_writes(pipeline: &[Document]) -> bool {
-    fn writes(value: &Bson) -> bool {
-        match value {
-            Bson::Document(doc) => doc
-                .iter()
-                .any(|(key, child)| key == "$out" || key == "$merge" || writes(child)),
-            Bson::Array(items) => items.iter().any(writes),
-            _ => false,
-        }
-    }
-    pipeline
-        .iter()
-        .any(|stage| writes(&Bson::Document(stage.clone())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::doc;
+    use crate::mongo::ops::{Action, Options, Payload};
+    use bson::doc;
     use serde_json::json;
 
     fn check(policy: &Policy, body: Value) -> Result<(), Denied> {
@@ -243,20 +245,60 @@ mod tests {
         assert!(check_namespace(&Policy::default(), "any", "thing").is_ok());
     }
 
+    fn operation(action: Action, payload: Payload) -> Operation {
+        Operation {
+            action,
+            options: Options::default(),
+            payload,
+        }
+    }
+
     #[test]
-    fn read_only_denies_writes() {
+    fn read_only_denies_writes_and_pipelines_that_write() {
         let policy = Policy {
             read_only: true,
             ..Policy::default()
         };
+        let insert = operation(Action::InsertOne, Payload::Document(doc! {}));
         assert!(
-            check_write(&policy, "insertOne")
+            check_read_only(&policy, &insert)
                 .expect_err("denied")
                 .0
                 .contains(READ_ONLY)
         );
-        assert!(check_write(&Policy::default(), "insertOne").is_ok());
-        assert!(pipeline_writes(&[doc! {"$facet": {"x": [{"$out": "c"}]}}]));
-        assert!(!pipeline_writes(&[doc! {"$match": {"a": 1}}]));
+        assert!(check_read_only(&Policy::default(), &insert).is_ok());
+        let nested_out = operation(
+            Action::Aggregate,
+            Payload::Pipeline(vec![doc! {"$facet": {"x": [{"$out": "c"}]}}]),
+        );
+        assert!(check_read_only(&policy, &nested_out).is_err());
+        let read = operation(
+            Action::Aggregate,
+            Payload::Pipeline(vec![doc! {"$match": {"a": 1}}]),
+        );
+        assert!(check_read_only(&policy, &read).is_ok());
+        assert!(check_read_only(&policy, &operation(Action::Find, Payload::None)).is_ok());
+    }
+
+    #[test]
+    fn system_collections_are_refused_through_any_stage_without_an_allowlist() {
+        let policy = Policy::default();
+        for stage in [
+            json!({"$lookup": {"from": "system.users", "as": "u"}}),
+            json!({"$graphLookup": {"from": {"db": "admin", "coll": "system.roles"}}}),
+            json!({"$unionWith": "system.profile"}),
+            json!({"$facet": {"x": [{"$unionWith": {"coll": "system.views"}}]}}),
+        ] {
+            let err =
+                check(&policy, json!({"pipeline": [stage.clone()]})).expect_err(&stage.to_string());
+            assert!(err.0.contains("system collection"), "{err}");
+        }
+        assert!(
+            check(
+                &policy,
+                json!({"pipeline": [{"$lookup": {"from": "orders", "as": "o"}}]})
+            )
+            .is_ok()
+        );
     }
 }

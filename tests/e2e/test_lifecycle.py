@@ -20,6 +20,7 @@ import pytest
 from pymongo import MongoClient
 
 from harness.demo import http_event
+from harness.faultproxy import FaultProxy
 from harness.ferretdb import FerretDB
 from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
 from harness.moto import MotoServer
@@ -32,15 +33,16 @@ THAW_BOUND_MS = 2000
 
 @pytest.fixture
 def environment(request, layer, database):
-    """environment(function_dir, runtime="python", env=...) -> a started environment."""
+    """environment(function_dir, uri, runtime="python", env=..., **ExecutionEnvironment kwargs) -> a started
+    environment."""
     envs: list[ExecutionEnvironment] = []
     request.node.lambda_envs = envs
 
-    def start(function_dir: Path, uri: str | None, runtime: str = "python", env: dict | None = None):
+    def start(function_dir: Path, uri: str | None, runtime: str = "python", env: dict | None = None, **kwargs):
         base = {"MONGODB_DATABASE": database}
         if uri is not None:
             base["MONGODB_URI"] = uri
-        fn = ExecutionEnvironment(runtime, function_dir, layer_dir=layer, env=base | (env or {}))
+        fn = ExecutionEnvironment(runtime, function_dir, layer_dir=layer, env=base | (env or {}), **kwargs)
         envs.append(fn)
         return fn.start()
 
@@ -118,6 +120,23 @@ def test_first_query_after_a_freeze_and_a_database_restart_succeeds_within_the_b
         assert after.elapsed_ms < THAW_BOUND_MS, f"{after.elapsed_ms:.0f} ms"
         assert sorted(d["name"] for d in mongo[database]["thaw"].find()) == ["first", "second"]
         record_timing("first insert after thaw", after.elapsed_ms)
+
+
+def test_a_dead_path_to_the_database_is_answered_before_the_functions_timeout(environment, ferretdb, record_timing):
+    """Lambda's default timeout is 3 s. Every wait the sidecar makes (revalidation after a quiet
+    spell, the operation itself) fits in the invocation's deadline less the margin, so the handler
+    gets an answer it can handle instead of being killed."""
+    with FaultProxy(ferretdb.port) as proxy:
+        fn = environment(SAMPLE_FUNCTIONS / "python", proxy.uri, timeout_s=3)
+        assert status_code(fn.invoke(create("first"))) == 201
+        proxy.stall()  # the path dies while the environment is idle
+        time.sleep(1.2)  # longer than MONGO_SIDECAR_REVALIDATE_AFTER_MS
+
+        result = fn.invoke(http_event("GET", "/items"))
+
+        assert result.function_error is None, f"the function did not answer in time: {result.body}"
+        assert status_code(result) in (503, 504), result.body
+        record_timing("dead path answered (3 s function timeout)", result.elapsed_ms)
 
 
 def test_shutdown_lets_an_in_flight_request_finish_then_exits(environment, ferretdb, mongo, database, record_timing):

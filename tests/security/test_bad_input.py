@@ -6,8 +6,9 @@ may get a 5xx; the process must stay up; and afterwards the sidecar must still s
 insert and find, with nothing written by any of the bad requests. Requests that stop halfway or
 break HTTP itself go over raw sockets: they must get a 4xx or a closed connection, never a hang.
 
-The per-action field lists mirror extension/src/http/actions.rs; `test_field_table_matches_the_source`
-fails when the source gains an action or a field the table does not know.
+The per-action field lists mirror the request schemas of extension/openapi.json, which a unit test
+of the decoder (http/decode.rs) holds to exactly the fields the code reads;
+`test_field_table_matches_the_source` fails when an action or a field is missing from the table.
 """
 
 import json
@@ -40,7 +41,7 @@ TIGHT_ENV = {
 JS = {"body": "function() { return 1 }", "args": [], "lang": "js"}
 
 # ---------------------------------------------------------------------------------------------
-# The fields of each action (extension/src/http/actions.rs), by kind.
+# The fields of each action (extension/openapi.json, held to the code by http/decode.rs), by kind.
 
 ACTION_FIELDS: dict[str, dict[str, str]] = {
     "findOne": {"filter": "document", "projection": "document", "sort": "document", "skip": "count",
@@ -77,12 +78,13 @@ ACTION_FIELDS: dict[str, dict[str, str]] = {
                           "comment": "any", "let": "document"},
     "findOneAndDelete": {"filter": "document", "projection": "document", "sort": "document",
                          "hint": "hint", "collation": "collation", "comment": "any", "let": "document"},
-    "bulkWrite": {"operations": "operations", "ordered": "bool", "bypassDocumentValidation": "bool"},
+    "bulkWrite": {"operations": "operations", "ordered": "bool", "bypassDocumentValidation": "bool",
+                  "comment": "any"},
 }
 ACTION_FIELDS["updateMany"] = ACTION_FIELDS["updateOne"]
 ACTION_FIELDS["deleteMany"] = ACTION_FIELDS["deleteOne"]
 for _fields in ACTION_FIELDS.values():
-    _fields["maxTimeMS"] = "maxTimeMS"  # every action takes it (actions::parse, before the match)
+    _fields["maxTimeMS"] = "maxTimeMS"  # every action takes it (http/decode.rs: options_of)
 
 #: Fields an action cannot do without.
 REQUIRED = {
@@ -759,14 +761,16 @@ def test_the_sidecar_still_serves_correctly_afterwards(sidecars, mongo):
 
 
 def test_field_table_matches_the_source():
-    """The table above mirrors actions.rs: every action it serves, and every field name it reads."""
-    source = (REPO_ROOT / "extension/src/http/actions.rs").read_text()
-    actions_block = re.search(r"pub const ACTIONS: &\[&str\] = &\[(.*?)\];", source, re.S).group(1)
-    assert set(re.findall(r'"(\w+)"', actions_block)) == set(VALID) == set(ACTION_FIELDS)
-    read = set(re.findall(r'(?:document|count|bool|documents|optional_documents|required_document|any|'
-                          r'string|raw)\("(\w+)"\)', source))
-    known = {name for fields in ACTION_FIELDS.values() for name in fields}
-    assert read <= known | {"document", "filter"}, f"fields the table does not know: {read - known}"
+    """The table above mirrors the request schemas of openapi.json (which the decoder's own unit
+    test holds to the code): every action, and every field each takes besides the shared ones."""
+    openapi = json.loads((REPO_ROOT / "extension/openapi.json").read_text())
+    schemas = openapi["components"]["schemas"]
+    shared = {"dataSource", "database", "collection", "maxTimeMS"}
+    documented = {name[0].lower() + name[1:-len("Request")]: set(schema["properties"]) - shared
+                  for name, schema in schemas.items() if name.endswith("Request")}
+    assert set(documented) == set(VALID) == set(ACTION_FIELDS)
+    for action, fields in ACTION_FIELDS.items():
+        assert set(fields) - {"maxTimeMS"} == documented[action], action
 
 
 # Regression tests for defects this suite found (each failed before its fix).

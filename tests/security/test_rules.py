@@ -489,21 +489,33 @@ def test_the_body_read_timeout(start_sidecar, mongo_uri):
 
 def test_idle_connections_are_capped(start_sidecar, mongo_uri):
     """Idle keep-alive connections are not timed (a thawed client must find its connection open),
-    so their number is capped: past MONGO_SIDECAR_MAX_CONNECTIONS a new one is closed at once."""
+    so their number is capped: at MONGO_SIDECAR_MAX_CONNECTIONS the oldest idle one is closed to
+    make room for a new one, and when every one is busy a new one gets a 503 and is closed."""
     sc = start_sidecar(mongo_uri, {"MONGO_SIDECAR_TOKEN": TOKEN, "MONGO_SIDECAR_MAX_CONNECTIONS": "3"})
     idle = [socket.create_connection(("127.0.0.1", sc.port)) for _ in range(3)]
+    busy = []
     try:
+        time.sleep(0.2)
+        status, _, _ = post(sc, "find", {**ns("sec_rules_conns")})
+        assert status == 200, "a new connection at the cap was not served"
+        idle[0].settimeout(5)
+        assert idle[0].recv(1) == b"", "the oldest idle connection was kept open"
+        # Every slot busy: each has started a request head that has not ended.
+        for sock in idle[1:]:
+            sock.close()
+        time.sleep(0.2)
+        busy = [socket.create_connection(("127.0.0.1", sc.port)) for _ in range(3)]
+        for sock in busy:
+            sock.sendall(b"POST /action/find HTTP/1.1\r\nHost: x\r\n")
         time.sleep(0.2)
         extra = socket.create_connection(("127.0.0.1", sc.port))
         extra.settimeout(5)
-        assert extra.recv(1) == b"", "a connection past the cap was kept open"
+        answer = extra.recv(4096)
         extra.close()
-        idle.pop().close()
-        time.sleep(0.2)
-        status, _, _ = post(sc, "find", {**ns("sec_rules_conns")})
-        assert status == 200, "a freed slot did not serve again"
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        assert b'"error_code":"Overloaded"' in answer and b"retry-after: 1" in answer.lower()
     finally:
-        for s in idle:
+        for s in idle + busy:
             s.close()
 
 

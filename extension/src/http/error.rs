@@ -4,11 +4,13 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mongodb::bson::{Bson, Document};
-use mongodb::error::{ErrorKind, WriteFailure};
+use bson::RawDocumentBuf;
 use serde_json::{Map, Value, json};
 
-use crate::mongo::{DataSource, NotReady, UnknownDataSource};
+use crate::mongo::UnknownDataSource;
+use crate::mongo::error::{
+    BulkFailure, MAX_TIME_EXPIRED, OpError, ServerError, Unknown, WriteConcernFailure,
+};
 use crate::redact::scrub;
 
 #[derive(Debug, Clone)]
@@ -61,92 +63,18 @@ impl ApiError {
         self
     }
 
-    /// Maps a driver error. Errors that mean the server cannot be reached mark the data
-    /// source unavailable, so the next requests fail fast while it recovers.
-    pub fn from_mongo(err: &mongodb::error::Error, source: &DataSource) -> Self {
-        match err.kind.as_ref() {
-            ErrorKind::Command(e) => Self::from_server(e.code, &e.code_name, &e.message, None),
-            ErrorKind::Write(WriteFailure::WriteError(e)) => Self::from_server(
-                e.code,
-                e.code_name.as_deref().unwrap_or(""),
-                &e.message,
-                e.details.as_ref(),
-            ),
-            ErrorKind::Write(WriteFailure::WriteConcernError(e)) => {
-                Self::from_server(e.code, &e.code_name, &e.message, None)
-            }
-            ErrorKind::InsertMany(e) => {
-                let errors = e.write_errors.as_deref().unwrap_or_default();
-                let api = match (errors.first(), &e.write_concern_error) {
-                    (Some(w), _) => Self::from_server(
-                        w.code,
-                        w.code_name.as_deref().unwrap_or(""),
-                        &w.message,
-                        w.details.as_ref(),
-                    ),
-                    (None, Some(wc)) => {
-                        Self::from_server(wc.code, &wc.code_name, &wc.message, None)
-                    }
-                    (None, None) => Self::invalid("the insert failed"),
-                };
-                // Which documents were not inserted; with ordered inserts, none after the
-                // first of these was attempted.
-                let failed: Vec<usize> = errors.iter().map(|w| w.index).collect();
-                api.with("failedIndexes", json!(failed))
-            }
-            ErrorKind::ServerSelection { .. } => {
-                let message = "the database is unavailable: no server answered within the server selection timeout";
-                source.mark_unavailable("no server answered within the server selection timeout");
-                Self::unavailable("DatabaseUnavailable", message)
-            }
-            // One connection failed, not necessarily the server: the driver has already
-            // discarded it, so only this request fails. (FerretDB, for one, drops the
-            // connection on a BSON type it does not support.)
-            ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. }
-            | ErrorKind::DnsResolve { .. } => Self::unavailable(
-                "DatabaseUnavailable",
-                "the database connection failed during the operation",
-            ),
-            ErrorKind::Authentication { .. } => Self::unavailable(
-                "DatabaseUnavailable",
-                "the sidecar could not authenticate to the database; check the connection string's credentials",
-            ),
-            ErrorKind::InvalidArgument { message, .. } => Self::invalid(scrub(message)),
-            ErrorKind::BsonSerialization(_) => Self::invalid(
-                "the request cannot be encoded as BSON (too large, or a key MongoDB does not accept)",
-            ),
-            ErrorKind::Shutdown => {
-                Self::unavailable("ShuttingDown", "the sidecar is shutting down")
-            }
-            _ => {
-                tracing::error!(error = %scrub(&err.to_string()), "unexpected driver error");
-                Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "DatabaseError",
-                    "the database driver reported an unexpected error; see the sidecar's log",
-                )
-            }
-        }
-    }
-
     /// Maps a MongoDB server error, keeping its numeric code and codeName. A duplicate key
-    /// error names the key when the server reports it (`keyValue` in the error's details).
-    pub fn from_server(
-        code: i32,
-        code_name: &str,
-        message: &str,
-        details: Option<&Document>,
-    ) -> Self {
-        let message = scrub(message);
-        let code_name = if code_name.is_empty() {
-            known_code_name(code)
+    /// error names the key when the server reports it (`keyValue`).
+    fn from_server(e: &ServerError) -> Self {
+        let message = scrub(&e.message);
+        let code_name = if e.code_name.is_empty() {
+            known_code_name(e.code)
         } else {
-            code_name
+            e.code_name.as_str()
         };
-        let (status, error_code) = match code {
+        let (status, error_code) = match e.code {
             11000 | 11001 => (StatusCode::CONFLICT, "DuplicateKey"),
-            50 | 262 => (StatusCode::GATEWAY_TIMEOUT, "OperationTimedOut"),
+            MAX_TIME_EXPIRED | 262 => (StatusCode::GATEWAY_TIMEOUT, "OperationTimedOut"),
             13 => (StatusCode::FORBIDDEN, "Unauthorized"),
             18 => (StatusCode::SERVICE_UNAVAILABLE, "DatabaseUnavailable"),
             // Not primary, shutting down, host unreachable, network timeout: retry later.
@@ -155,35 +83,49 @@ impl ApiError {
             }
             _ => (StatusCode::BAD_REQUEST, "MongoError"),
         };
-        let key_value = details
-            .and_then(|d| d.get_document("keyValue").ok())
-            .map(|kv| Bson::Document(kv.clone()).into_relaxed_extjson());
+        let key_value = e.key_value.clone().map(|kv| kv.into_relaxed_extjson());
         let message = match (error_code, &key_value) {
             ("DuplicateKey", Some(kv)) => format!("duplicate key {kv}: {message}"),
             ("DuplicateKey", None) => format!("duplicate key: {message}"),
             _ => message,
         };
         let mut err = Self::new(status, error_code, message)
-            .with("code", json!(code))
+            .with("code", json!(e.code))
             .with("codeName", json!(code_name));
         if let Some(kv) = key_value {
             err = err.with("keyValue", kv);
+        }
+        if !e.failed_indexes.is_empty() {
+            err = err.with("failedIndexes", json!(e.failed_indexes));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             err.retry_after = Some(1);
         }
         err
     }
-}
 
-/// Whether the server answered (with an error): proof that it is there.
-pub fn server_answered(err: &mongodb::error::Error) -> bool {
-    matches!(
-        err.kind.as_ref(),
-        ErrorKind::Command(_) | ErrorKind::Write(_) | ErrorKind::InsertMany(_)
-    ) || err
-        .get_custom::<super::actions::BulkWriteFailure>()
-        .is_some()
+    /// A write that may or may not have been applied: its own code, no Retry-After.
+    fn outcome_unknown(why: &Unknown) -> Self {
+        let (status, reason) = match why {
+            Unknown::Deadline(limit) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the write was still in flight when its time limit of {} ms ran out",
+                    limit.as_millis()
+                ),
+            ),
+            Unknown::ConnectionLost(cause) => (
+                StatusCode::BAD_GATEWAY,
+                format!("the database connection failed after the write was sent ({cause})"),
+            ),
+        };
+        Self::new(
+            status,
+            "WriteOutcomeUnknown",
+            format!("{reason}: it may or may not have been applied; check before retrying it"),
+        )
+        .with("outcome", json!("unknown"))
+    }
 }
 
 /// Names for the codes a server may send without one.
@@ -196,19 +138,91 @@ fn known_code_name(code: i32) -> &'static str {
         2 => "BadValue",
         9 => "FailedToParse",
         14 => "TypeMismatch",
+        64 => "WriteConcernFailed",
         _ => "",
     }
 }
 
-impl From<NotReady> for ApiError {
-    fn from(err: NotReady) -> Self {
+impl From<OpError> for ApiError {
+    fn from(err: OpError) -> Self {
         match err {
-            NotReady::Warming => Self::unavailable("Warming", err.to_string()),
-            NotReady::Unavailable(_) => {
-                Self::unavailable("DatabaseUnavailable", scrub(&err.to_string()))
+            OpError::Warming => {
+                Self::unavailable("Warming", "the database connection is still warming up")
+            }
+            OpError::Unavailable { cause } => Self::unavailable(
+                "DatabaseUnavailable",
+                format!("the database is unavailable: {}", scrub(&cause)),
+            ),
+            OpError::ConnectionFailed { cause } => Self::unavailable(
+                "DatabaseUnavailable",
+                format!(
+                    "the database connection failed during the operation: {}",
+                    scrub(&cause)
+                ),
+            ),
+            OpError::TimedOut { limit } => Self::timeout(format!(
+                "the operation exceeded its time limit of {} ms",
+                limit.as_millis()
+            )),
+            OpError::OutcomeUnknown(why) => Self::outcome_unknown(&why),
+            OpError::Refused(e) => Self::from_server(&e),
+            OpError::WriteConcernFailed(failure) => {
+                let WriteConcernFailure { error, result } = *failure;
+                let mut api = Self::from_server(&error);
+                api.status = StatusCode::BAD_GATEWAY;
+                api.error_code = "WriteConcernFailed";
+                api.retry_after = None;
+                api.message = format!(
+                    "the write was applied, but not acknowledged at the requested write concern: {}",
+                    api.message
+                );
+                api.with("outcome", json!("applied"))
+                    .with("result", raw_to_json(&result))
+            }
+            OpError::Bulk(failure) => {
+                let BulkFailure {
+                    index,
+                    failed_indexes,
+                    applied,
+                    error,
+                } = *failure;
+                let mut api = Self::from(error);
+                api.message = format!(
+                    "operation {index} of the bulk write failed: {}",
+                    api.message
+                );
+                api.with("failedIndex", json!(index))
+                    .with("applied", raw_to_json(&applied))
+                    .with("details", json!({"failedIndexes": failed_indexes}))
+            }
+            OpError::Invalid(message) => Self::invalid(scrub(&message)),
+            OpError::Malformed => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "DatabaseError",
+                "the database sent a document the sidecar could not read",
+            ),
+            OpError::ShuttingDown => {
+                Self::unavailable("ShuttingDown", "the sidecar is shutting down")
+            }
+            OpError::Unexpected(detail) => {
+                tracing::error!(target: "mongo_sidecar::mongo", error = %scrub(&detail), "unexpected driver error");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "DatabaseError",
+                    "the database driver reported an unexpected error; see the sidecar's log",
+                )
             }
         }
     }
+}
+
+/// A raw document as plain JSON, for an error body's extra fields.
+fn raw_to_json(raw: &RawDocumentBuf) -> Value {
+    let mut out = Vec::new();
+    if crate::ejson::write_document(&mut out, raw, crate::ejson::OutputMode::Json).is_err() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out).unwrap_or(Value::Null)
 }
 
 impl From<UnknownDataSource> for ApiError {

@@ -1,26 +1,83 @@
 //! Writing answers: from raw BSON straight to response bytes, and cursors streamed in chunks so
 //! the sidecar's memory stays flat whatever the result size.
+//!
+//! A cursor's first chunk (up to [`CHUNK_BYTES`]) is read before the status line is sent: a result
+//! that fits in it is sent whole with a `Content-Length`, and a result over the document cap found
+//! there is a clean 400. A larger result is chunked, one chunk read from the cursor each time the
+//! connection can take one; if the database fails, the time runs out or the cap is passed while it
+//! streams, the stream ends without its terminating chunk, which every HTTP/1.1 client reports as
+//! an incomplete answer. Memory held for one answer: one chunk, plus the document that crosses its
+//! end, plus the driver's current batch (`batchSize` documents).
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use bson::RawDocument;
 use bytes::Bytes;
-use mongodb::Cursor;
-use mongodb::bson::{Document, RawDocument, RawDocumentBuf};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::Instant;
 
 use super::error::ApiError;
 use super::request::{Framing, ResponseFormat};
 use crate::config::MAX_DOCUMENTS;
 use crate::ejson::{self, MalformedBson};
-use crate::mongo::DataSource;
+use crate::mongo::{DocumentStream, OpError, Outcome};
 
 /// A streamed response is sent in chunks of about this size.
-const CHUNK_BYTES: usize = 64 * 1024;
+pub const CHUNK_BYTES: usize = 64 * 1024;
 
-pub fn bytes_response(format: ResponseFormat, body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
+/// What the answer to an action carried, for the log and the metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sent {
+    /// Documents in the answer, as far as known before the body is sent.
+    pub documents: u64,
+    /// Bytes of the body, when written whole; a stream's are counted as it goes.
+    pub bytes: u64,
+}
+
+/// The answer to an operation. `permit` (the concurrency slot) is held until a stream ends.
+pub async fn outcome(
+    outcome: Outcome,
+    format: ResponseFormat,
+    max_documents: u64,
+    permit: OwnedSemaphorePermit,
+) -> Result<(Response, Sent), ApiError> {
+    match outcome {
+        Outcome::Document(doc) => {
+            let format = format.single_object();
+            let mut out = Vec::with_capacity(doc.as_bytes().len() * 2);
+            ejson::write_document(&mut out, &doc, format.mode).map_err(malformed)?;
+            Ok(whole(format, out, 0))
+        }
+        Outcome::Found(found) => {
+            let format = format.single_object();
+            let mut out =
+                Vec::with_capacity(found.as_ref().map_or(16, |d| d.as_bytes().len() * 2 + 16));
+            out.extend_from_slice(b"{\"document\":");
+            match &found {
+                Some(doc) => {
+                    ejson::write_document(&mut out, doc, format.mode).map_err(malformed)?
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+            out.push(b'}');
+            Ok(whole(format, out, u64::from(found.is_some())))
+        }
+        Outcome::Documents(stream) => documents(*stream, format, max_documents, permit).await,
+    }
+}
+
+fn whole(format: ResponseFormat, body: Vec<u8>, documents: u64) -> (Response, Sent) {
+    let sent = Sent {
+        documents,
+        bytes: body.len() as u64,
+    };
+    (
+        with_content_type(Response::new(Body::from(body)), format),
+        sent,
+    )
+}
+
+fn with_content_type(mut response: Response, format: ResponseFormat) -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
@@ -29,189 +86,153 @@ pub fn bytes_response(format: ResponseFormat, body: Vec<u8>) -> Response {
 }
 
 fn malformed(_: MalformedBson) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "DatabaseError",
-        "the database sent a document the sidecar could not read",
-    )
+    ApiError::from(OpError::Malformed)
 }
 
-/// A response document such as `{"insertedId": ...}`: always one object, even when the client
-/// asked for NDJSON, which only cursors (find, aggregate) produce.
-pub fn document(format: ResponseFormat, doc: &Document) -> Result<Response, ApiError> {
-    let format = format.single_object();
-    let raw = RawDocumentBuf::from_document(doc).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "DatabaseError",
-            "the result could not be encoded",
-        )
-    })?;
-    let mut out = Vec::with_capacity(raw.as_bytes().len() * 2);
-    ejson::write_document(&mut out, &raw, format.mode).map_err(malformed)?;
-    Ok(bytes_response(format, out))
-}
-
-/// `{"document": {...}}` or `{"document": null}`.
-pub fn found(format: ResponseFormat, found: Option<&RawDocument>) -> Result<Response, ApiError> {
-    let format = format.single_object();
-    let mut out = Vec::with_capacity(found.map_or(16, |d| d.as_bytes().len() * 2 + 16));
-    out.extend_from_slice(b"{\"document\":");
-    match found {
-        Some(doc) => ejson::write_document(&mut out, doc, format.mode).map_err(malformed)?,
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b'}');
-    Ok(bytes_response(format, out))
-}
-
-/// The state of a streamed cursor response.
-struct CursorStream {
-    cursor: Cursor<RawDocumentBuf>,
+/// A cursor being written out, chunk by chunk.
+struct Documents {
+    stream: DocumentStream,
     format: ResponseFormat,
-    deadline: Instant,
+    /// 0: no cap.
+    max_documents: u64,
     written: u64,
     /// Held until the last chunk is sent, so the concurrency limit counts streams too.
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
 }
 
-impl CursorStream {
-    /// Appends documents to `out` until it holds a chunk's worth or the cursor ends.
-    /// Returns whether the cursor has more.
-    async fn fill(&mut self, out: &mut Vec<u8>, max_documents: u64) -> Result<bool, CursorError> {
+/// Why a stream stopped before its end.
+enum Stop {
+    Failed(Box<OpError>),
+    OverCap,
+    Malformed,
+}
+
+impl Documents {
+    /// Appends documents to `out` until it holds a chunk's worth or the cursor ends. Returns
+    /// whether the cursor has more. The loop's work is bounded by the chunk: the caller yields
+    /// between chunks.
+    async fn fill(&mut self, out: &mut Vec<u8>) -> Result<bool, Stop> {
         while out.len() < CHUNK_BYTES {
-            let more = tokio::time::timeout_at(self.deadline, self.cursor.advance())
+            if !self
+                .stream
+                .advance()
                 .await
-                .map_err(|_| CursorError::Timeout)?
-                .map_err(CursorError::Mongo)?;
-            if !more {
+                .map_err(|e| Stop::Failed(Box::new(e)))?
+            {
                 return Ok(false);
             }
-            if max_documents > 0 && self.written >= max_documents {
-                return Err(CursorError::TooMany(max_documents));
+            if self.max_documents > 0 && self.written >= self.max_documents {
+                return Err(Stop::OverCap);
             }
-            if self.written > 0 && self.format.framing == Framing::Object {
-                out.push(b',');
-            }
-            ejson::write_document(out, self.cursor.current(), self.format.mode)
-                .map_err(|_| CursorError::Malformed)?;
-            if self.format.framing == Framing::Lines {
-                out.push(b'\n');
-            }
+            push(out, self.stream.current(), self.format, self.written == 0)?;
             self.written += 1;
         }
         Ok(true)
     }
-}
 
-/// Why a cursor stopped early.
-#[derive(Debug)]
-pub enum CursorError {
-    Mongo(mongodb::error::Error),
-    Timeout,
-    TooMany(u64),
-    Malformed,
-}
-
-impl std::fmt::Display for CursorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Mongo(_) => f.write_str("the database failed while the result was read"),
-            Self::Timeout => {
-                f.write_str("the operation exceeded its time while the result was read")
-            }
-            Self::TooMany(n) => write!(f, "the result has more than {n} documents"),
-            Self::Malformed => {
-                f.write_str("the database sent a document the sidecar could not read")
-            }
+    fn close(&self, out: &mut Vec<u8>) {
+        if self.format.framing == Framing::Object {
+            out.extend_from_slice(b"]}");
         }
+    }
+
+    fn open(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CHUNK_BYTES + 1024);
+        if self.format.framing == Framing::Object {
+            out.extend_from_slice(b"{\"documents\":[");
+        }
+        out
     }
 }
 
-impl std::error::Error for CursorError {}
+/// Appends one document of a list: after a comma in an object's array, or as a line of NDJSON.
+fn push(
+    out: &mut Vec<u8>,
+    doc: &RawDocument,
+    format: ResponseFormat,
+    first: bool,
+) -> Result<(), Stop> {
+    if !first && format.framing == Framing::Object {
+        out.push(b',');
+    }
+    ejson::write_document(out, doc, format.mode).map_err(|_| Stop::Malformed)?;
+    if format.framing == Framing::Lines {
+        out.push(b'\n');
+    }
+    Ok(())
+}
 
 /// Streams a cursor as `{"documents": [...]}` (or NDJSON lines).
-///
-/// With a document cap (`max_documents > 0`), the sidecar reads up to the cap before it
-/// answers, so exceeding it is a clean 400 rather than a cut stream. Without one, the first
-/// chunk is written, and if the cursor is done the answer is a plain body; otherwise the rest
-/// follows chunk by chunk, one batch in memory at a time.
-pub async fn cursor(
-    cursor: Cursor<RawDocumentBuf>,
+async fn documents(
+    stream: DocumentStream,
     format: ResponseFormat,
-    deadline: Instant,
     max_documents: u64,
-    permit: Option<OwnedSemaphorePermit>,
-    source: &DataSource,
-) -> Result<Response, ApiError> {
-    let mut stream = CursorStream {
-        cursor,
+    permit: OwnedSemaphorePermit,
+) -> Result<(Response, Sent), ApiError> {
+    let mut docs = Documents {
+        stream,
         format,
-        deadline,
+        max_documents,
         written: 0,
         _permit: permit,
     };
-    let mut first = Vec::with_capacity(CHUNK_BYTES + 1024);
-    if format.framing == Framing::Object {
-        first.extend_from_slice(b"{\"documents\":[");
-    }
-    let more = loop {
-        let has_more = match stream.fill(&mut first, max_documents).await {
-            Ok(has_more) => has_more,
-            Err(CursorError::TooMany(n)) => {
-                return Err(ApiError::invalid(format!(
-                    "the result has more than {n} documents ({MAX_DOCUMENTS}); narrow the filter or pass a smaller limit"
-                )));
-            }
-            Err(CursorError::Timeout) => {
-                return Err(ApiError::timeout("the operation exceeded its time limit"));
-            }
-            Err(CursorError::Malformed) => return Err(malformed(MalformedBson)),
-            Err(CursorError::Mongo(e)) => return Err(ApiError::from_mongo(&e, source)),
-        };
-        // With a cap, keep reading until the cap is known not to be exceeded.
-        if !has_more || max_documents == 0 {
-            break has_more;
+    let mut first = docs.open();
+    let more = match docs.fill(&mut first).await {
+        Ok(more) => more,
+        Err(Stop::OverCap) => {
+            return Err(ApiError::invalid(format!(
+                "the result has more than {max_documents} documents ({MAX_DOCUMENTS}); narrow the filter or pass a smaller limit"
+            )));
         }
+        Err(Stop::Failed(err)) => return Err((*err).into()),
+        Err(Stop::Malformed) => return Err(ApiError::from(OpError::Malformed)),
     };
     if !more {
-        if format.framing == Framing::Object {
-            first.extend_from_slice(b"]}");
-        }
-        return Ok(bytes_response(format, first));
+        docs.close(&mut first);
+        return Ok(whole(format, first, docs.written));
     }
 
+    let sent = Sent {
+        documents: docs.written,
+        bytes: first.len() as u64,
+    };
     let chunks = futures_util::stream::unfold(
-        (stream, Some(first), false),
-        move |(mut stream, pending, done)| async move {
+        (docs, Some(first), false),
+        |(mut docs, pending, done)| async move {
             if let Some(chunk) = pending {
-                return Some((Ok(Bytes::from(chunk)), (stream, None, done)));
+                return Some((Ok(Bytes::from(chunk)), (docs, None, done)));
             }
             if done {
                 return None;
             }
+            // Let the other tasks in between chunks, whatever the cursor has buffered.
+            tokio::task::consume_budget().await;
             let mut out = Vec::with_capacity(CHUNK_BYTES + 1024);
-            match stream.fill(&mut out, max_documents).await {
-                Ok(true) => Some((Ok(Bytes::from(out)), (stream, None, false))),
+            match docs.fill(&mut out).await {
+                Ok(true) => Some((Ok(Bytes::from(out)), (docs, None, false))),
                 Ok(false) => {
-                    if stream.format.framing == Framing::Object {
-                        out.extend_from_slice(b"]}");
-                    }
-                    Some((Ok(Bytes::from(out)), (stream, None, true)))
+                    docs.close(&mut out);
+                    Some((Ok(Bytes::from(out)), (docs, None, true)))
                 }
-                Err(err) => {
+                Err(stop) => {
+                    let why = match stop {
+                        Stop::Failed(err) => ApiError::from(*err).message,
+                        Stop::OverCap => format!(
+                            "the result has more than {} documents ({MAX_DOCUMENTS})",
+                            docs.max_documents
+                        ),
+                        Stop::Malformed => {
+                            "the database sent a document the sidecar could not read".to_owned()
+                        }
+                    };
                     // The status line has gone out: cutting the stream short is the only way
                     // left to tell the client the result is incomplete.
-                    tracing::warn!(error = %err, written = stream.written, "streamed result cut short");
-                    Some((Err(err), (stream, None, true)))
+                    tracing::warn!(target: "mongo_sidecar::http", error = %why, written = docs.written, "streamed result cut short");
+                    Some((Err(std::io::Error::other(why)), (docs, None, true)))
                 }
             }
         },
     );
-    let mut response = Response::new(Body::from_stream(chunks));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    Ok(response)
+    let response = with_content_type(Response::new(Body::from_stream(chunks)), format);
+    Ok((response, sent))
 }

@@ -1,0 +1,377 @@
+//! Writing raw BSON straight to JSON bytes, in one of the Data API's two output modes.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bson::Bson;
+use bson::raw::{RawArray, RawBsonRef, RawDocument};
+use serde_json::Value;
+
+use super::OutputMode;
+
+/// Raw BSON from the server that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the server sent malformed BSON")]
+pub struct MalformedBson;
+
+impl From<bson::raw::Error> for MalformedBson {
+    fn from(_: bson::raw::Error) -> Self {
+        MalformedBson
+    }
+}
+
+/// Appends `doc` to `out` as a JSON object.
+pub fn write_document(
+    out: &mut Vec<u8>,
+    doc: &RawDocument,
+    mode: OutputMode,
+) -> std::result::Result<(), MalformedBson> {
+    out.push(b'{');
+    for (i, element) in doc.iter().enumerate() {
+        let (key, value) = element?;
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        write_value(out, value, mode)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_array(
+    out: &mut Vec<u8>,
+    array: &RawArray,
+    mode: OutputMode,
+) -> std::result::Result<(), MalformedBson> {
+    out.push(b'[');
+    for (i, value) in array.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_value(out, value?, mode)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// Appends one BSON value to `out` as JSON.
+pub fn write_value(
+    out: &mut Vec<u8>,
+    value: RawBsonRef<'_>,
+    mode: OutputMode,
+) -> std::result::Result<(), MalformedBson> {
+    use OutputMode::{Ejson, Json};
+    match (value, mode) {
+        (RawBsonRef::Document(doc), _) => write_document(out, doc, mode)?,
+        (RawBsonRef::Array(array), _) => write_array(out, array, mode)?,
+        (RawBsonRef::String(s), _) => write_str(out, s),
+        (RawBsonRef::Boolean(b), _) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        (RawBsonRef::Null, _) => out.extend_from_slice(b"null"),
+
+        (RawBsonRef::Int32(n), Json) => write_display(out, n),
+        (RawBsonRef::Int32(n), Ejson) => wrap_str(out, "$numberInt", |o| write_display(o, n)),
+        (RawBsonRef::Int64(n), Json) => write_display(out, n),
+        (RawBsonRef::Int64(n), Ejson) => wrap_str(out, "$numberLong", |o| write_display(o, n)),
+        (RawBsonRef::Double(f), Json) if f.is_finite() => write_f64(out, f),
+        (RawBsonRef::Double(f), Json) => write_str(out, non_finite_name(f)),
+        (RawBsonRef::Double(f), Ejson) => wrap_str(out, "$numberDouble", |o| {
+            if f.is_finite() {
+                write_f64(o, f);
+            } else {
+                o.extend_from_slice(non_finite_name(f).as_bytes());
+            }
+        }),
+        (RawBsonRef::Decimal128(d), Json) => write_str(out, &d.to_string()),
+        (RawBsonRef::Decimal128(d), Ejson) => {
+            wrap_str(out, "$numberDecimal", |o| write_display(o, d))
+        }
+        (RawBsonRef::ObjectId(oid), Json) => write_str(out, &oid.to_hex()),
+        (RawBsonRef::ObjectId(oid), Ejson) => wrap_str(out, "$oid", |o| {
+            o.extend_from_slice(oid.to_hex().as_bytes())
+        }),
+        (RawBsonRef::DateTime(dt), Json) => {
+            out.push(b'"');
+            write_iso8601(out, dt.timestamp_millis());
+            out.push(b'"');
+        }
+        (RawBsonRef::DateTime(dt), Ejson) => {
+            out.extend_from_slice(b"{\"$date\":");
+            wrap_str(out, "$numberLong", |o| {
+                write_display(o, dt.timestamp_millis())
+            });
+            out.push(b'}');
+        }
+        (RawBsonRef::Binary(bin), Json) => {
+            out.extend_from_slice(b"{\"Subtype\":");
+            write_display(out, u8::from(bin.subtype));
+            out.extend_from_slice(b",\"Data\":\"");
+            out.extend_from_slice(BASE64.encode(bin.bytes).as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        (RawBsonRef::Binary(bin), Ejson) => {
+            out.extend_from_slice(b"{\"$binary\":{\"base64\":\"");
+            out.extend_from_slice(BASE64.encode(bin.bytes).as_bytes());
+            out.extend_from_slice(b"\",\"subType\":\"");
+            let mut hex = String::with_capacity(2);
+            let _ = write!(hex, "{:02x}", u8::from(bin.subtype));
+            out.extend_from_slice(hex.as_bytes());
+            out.extend_from_slice(b"\"}}");
+        }
+        (RawBsonRef::RegularExpression(re), Json) => {
+            out.extend_from_slice(b"{\"Pattern\":");
+            write_str(out, re.pattern);
+            out.extend_from_slice(b",\"Options\":");
+            write_str(out, re.options);
+            out.push(b'}');
+        }
+        (RawBsonRef::RegularExpression(re), Ejson) => {
+            let mut options: Vec<char> = re.options.chars().collect();
+            options.sort_unstable();
+            let options: String = options.into_iter().collect();
+            out.extend_from_slice(b"{\"$regularExpression\":{\"pattern\":");
+            write_str(out, re.pattern);
+            out.extend_from_slice(b",\"options\":");
+            write_str(out, &options);
+            out.extend_from_slice(b"}}");
+        }
+        (RawBsonRef::Timestamp(ts), Json) => {
+            out.extend_from_slice(b"{\"T\":");
+            write_display(out, ts.time);
+            out.extend_from_slice(b",\"I\":");
+            write_display(out, ts.increment);
+            out.push(b'}');
+        }
+        (RawBsonRef::Timestamp(ts), Ejson) => {
+            out.extend_from_slice(b"{\"$timestamp\":{\"t\":");
+            write_display(out, ts.time);
+            out.extend_from_slice(b",\"i\":");
+            write_display(out, ts.increment);
+            out.extend_from_slice(b"}}");
+        }
+        (RawBsonRef::MinKey | RawBsonRef::MaxKey, Json) => out.extend_from_slice(b"{}"),
+        (RawBsonRef::MinKey, Ejson) => out.extend_from_slice(b"{\"$minKey\":1}"),
+        (RawBsonRef::MaxKey, Ejson) => out.extend_from_slice(b"{\"$maxKey\":1}"),
+        (RawBsonRef::Undefined, Json) => out.extend_from_slice(b"null"),
+        (RawBsonRef::Undefined, Ejson) => out.extend_from_slice(b"{\"$undefined\":true}"),
+        (RawBsonRef::Symbol(s), Json) => write_str(out, s),
+        (RawBsonRef::Symbol(s), Ejson) => {
+            out.extend_from_slice(b"{\"$symbol\":");
+            write_str(out, s);
+            out.push(b'}');
+        }
+        (RawBsonRef::JavaScriptCode(code), Json) => write_str(out, code),
+        (RawBsonRef::JavaScriptCode(code), Ejson) => {
+            out.extend_from_slice(b"{\"$code\":");
+            write_str(out, code);
+            out.push(b'}');
+        }
+        (RawBsonRef::JavaScriptCodeWithScope(cws), Json) => {
+            out.extend_from_slice(b"{\"Code\":");
+            write_str(out, cws.code);
+            out.extend_from_slice(b",\"Scope\":");
+            write_document(out, cws.scope, mode)?;
+            out.push(b'}');
+        }
+        (RawBsonRef::JavaScriptCodeWithScope(cws), Ejson) => {
+            out.extend_from_slice(b"{\"$code\":");
+            write_str(out, cws.code);
+            out.extend_from_slice(b",\"$scope\":");
+            write_document(out, cws.scope, mode)?;
+            out.push(b'}');
+        }
+        (RawBsonRef::DbPointer(_), _) => {
+            // Deprecated and rare: its fields are private to the bson crate, so take the slow path.
+            let bson = Bson::try_from(value.to_raw_bson()).map_err(|_| MalformedBson)?;
+            let json = bson.into_canonical_extjson();
+            let json = match (mode, json) {
+                (Json, Value::Object(mut wrapper)) => {
+                    wrapper.remove("$dbPointer").unwrap_or(Value::Null)
+                }
+                (_, json) => json,
+            };
+            // Writing a serde_json::Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &json);
+        }
+    }
+    Ok(())
+}
+
+fn non_finite_name(f: f64) -> &'static str {
+    if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+/// Writes `{"<key>":"<what f writes>"}`.
+fn wrap_str(out: &mut Vec<u8>, key: &str, f: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":\"");
+    f(out);
+    out.extend_from_slice(b"\"}");
+}
+
+fn write_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+    struct Adapter<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for Adapter<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
+    }
+    let _ = write!(Adapter(out), "{value}");
+}
+
+fn write_f64(out: &mut Vec<u8>, f: f64) {
+    // serde_json prints the shortest representation that reads back to the same double.
+    let _ = serde_json::to_writer(&mut *out, &f);
+}
+
+/// Appends `s` as a JSON string with the escapes JSON requires.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Writes milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.sssZ`, the form JavaScript's
+/// `Date.prototype.toISOString` produces (with a six-digit signed year outside 0000..=9999).
+fn write_iso8601(out: &mut Vec<u8>, millis: i64) {
+    let days = millis.div_euclid(86_400_000);
+    let ms_of_day = millis.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let mut s = String::with_capacity(27);
+    if (0..=9999).contains(&year) {
+        let _ = write!(s, "{year:04}");
+    } else {
+        let _ = write!(s, "{}{:06}", if year < 0 { '-' } else { '+' }, year.abs());
+    }
+    let _ = write!(
+        s,
+        "-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000
+    );
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Howard Hinnant's days-to-civil algorithm: the proleptic Gregorian date of a day number.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::oid::ObjectId;
+    use bson::spec::BinarySubtype;
+    use bson::{Binary, DateTime, Decimal128, Document, RawDocumentBuf, Regex, Timestamp, doc};
+    use serde_json::json;
+
+    fn render(doc: &Document, mode: OutputMode) -> String {
+        let raw = RawDocumentBuf::from_document(doc).expect("encodable");
+        let mut out = Vec::new();
+        write_document(&mut out, &raw, mode).expect("well-formed");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn json_mode_flattens_types_like_the_data_api() {
+        let oid = ObjectId::parse_str("65f0a1b2c3d4e5f601234567").expect("hex");
+        let doc = doc! {
+            "_id": oid,
+            "at": DateTime::from_millis(1_700_000_000_123),
+            "i": 1_i32, "l": 5_000_000_000_i64, "d": 1.5,
+            "dec": "12.50".parse::<Decimal128>().expect("decimal"),
+            "bin": Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+            "re": Regex { pattern: "^a".into(), options: "i".into() },
+            "ts": Timestamp { time: 7, increment: 9 },
+            "min": Bson::MinKey, "max": Bson::MaxKey, "n": Bson::Null,
+        };
+        let json: Value = serde_json::from_str(&render(&doc, OutputMode::Json)).expect("json");
+        assert_eq!(
+            json,
+            json!({
+                "_id": "65f0a1b2c3d4e5f601234567",
+                "at": "2023-11-14T22:13:20.123Z",
+                "i": 1, "l": 5_000_000_000_i64, "d": 1.5,
+                "dec": "12.50",
+                "bin": {"Subtype": 0, "Data": "AQID"},
+                "re": {"Pattern": "^a", "Options": "i"},
+                "ts": {"T": 7, "I": 9},
+                "min": {}, "max": {}, "n": null,
+            })
+        );
+    }
+
+    #[test]
+    fn ejson_mode_writes_canonical_wrappers() {
+        let doc = doc! { "i": 1_i32, "l": 2_i64, "d": 1.0, "at": DateTime::from_millis(0) };
+        assert_eq!(
+            render(&doc, OutputMode::Ejson),
+            r#"{"i":{"$numberInt":"1"},"l":{"$numberLong":"2"},"d":{"$numberDouble":"1.0"},"at":{"$date":{"$numberLong":"0"}}}"#
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let doc = doc! { "s": "quote\" back\\ nl\n ctl\u{1} é" };
+        let text = render(&doc, OutputMode::Json);
+        let back: Value = serde_json::from_str(&text).expect("valid json");
+        assert_eq!(back["s"], "quote\" back\\ nl\n ctl\u{1} é");
+    }
+
+    #[test]
+    fn iso_dates_cover_negative_and_far_years() {
+        let iso = |ms: i64| {
+            let mut out = Vec::new();
+            write_iso8601(&mut out, ms);
+            String::from_utf8(out).expect("ascii")
+        };
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso(253_402_300_800_000), "+010000-01-01T00:00:00.000Z");
+    }
+}
