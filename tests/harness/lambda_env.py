@@ -75,6 +75,7 @@ class ExecutionEnvironment:
         name: str = "sample-function",
         memory_mb: int = 512,
         timeout_s: int = 30,
+        handler: str | None = None,
     ):
         """
         runtime: "python" or "node". function_dir: the handler's code (app.py / index.js).
@@ -83,7 +84,9 @@ class ExecutionEnvironment:
             target/release/mongo-sidecar).
         with_extension: False leaves /opt/extensions empty, to prove failures are detected.
         layer_dir: a directory copied into /opt, as a layer would be (extensions/...,
-            nodejs/..., python/...).
+            nodejs/..., python/...); symbolic links in it are kept as links.
+        handler: the function's handler (default: app.handler for Python, index.handler for
+            Node.js).
         """
         if os.geteuid() != 0:
             raise HarnessError(
@@ -93,6 +96,7 @@ class ExecutionEnvironment:
         if runtime not in _RUNTIMES:
             raise HarnessError(f"runtime must be one of {sorted(_RUNTIMES)}, not {runtime!r}")
         self.runtime = runtime
+        self.handler = handler or _RUNTIMES[runtime]
         self.function_dir = Path(function_dir).resolve()
         self.sidecar_port = free_port()
         self._invoke_port = free_port()
@@ -145,7 +149,7 @@ class ExecutionEnvironment:
         return env
 
     def _runtime_command(self) -> list[str]:
-        handler = _RUNTIMES[self.runtime]
+        handler = self.handler
         if self.runtime == "python":
             # The harness venv has awslambdaric; Lambda's Python runtime has its own copy.
             python = TOOLS_DIR / "venv" / "bin" / "python"
@@ -215,6 +219,12 @@ class ExecutionEnvironment:
             if process_name(pid) == EXTENSION_NAME:
                 return pid
         return None
+
+    def pids(self) -> list[int]:
+        """Every living process of this environment: the emulator, the runtime, the extension."""
+        if self._proc is None:
+            return []
+        return [self._proc.pid, *descendants(self._proc.pid)]
 
     def freeze(self) -> None:
         """Stop the function's and the extension's processes (SIGSTOP), as Lambda freezes an
