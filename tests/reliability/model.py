@@ -54,9 +54,8 @@ class PerEnvironment:
     busy: float
 
 
-def from_fleet(path: Path) -> dict[str, PerEnvironment]:
-    """The per-environment figures a fleet run measured, from the server's side."""
-    figures = json.loads(path.read_text())
+def from_fleet(figures: dict) -> dict[str, PerEnvironment]:
+    """The per-environment figures a fleet run measured (its JSON, parsed), from the server's side."""
     n = figures["workload"]["environments"]
     return {name: PerEnvironment(at_rest=fleet["server"]["at_rest"] / n, busy=fleet["server"]["peak_under_load"] / n)
             for name, fleet in figures["fleets"].items()}
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--svg", type=Path, help="write the plot here")
     args = parser.parse_args(argv)
     if args.fleet:
-        per_env = from_fleet(args.fleet)
+        per_env = from_fleet(json.loads(args.fleet.read_text()))
     else:
         if not args.driver:
             parser.error("--sidecar needs --driver")

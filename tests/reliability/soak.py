@@ -5,7 +5,7 @@ sidecar's RSS and open file descriptors sampled every second.
     python -m reliability.soak --seconds 60       # what `make test` runs
 
 A few clients, each on its own kept-alive connection, loop over a mix of insertOne, updateOne,
-findOne, a small find, a streamed find of a 2,000-document collection (~1 MB, as NDJSON, checked
+findOne, a small find, a streamed find of a 500-document collection (~230 KB, chunked, as NDJSON, checked
 complete) and a deleteMany that keeps the written collection small. Prints a table, writes the
 samples (CSV and JSON) and an SVG plot to the output directory.
 
@@ -35,7 +35,7 @@ from .svgplot import Plot
 
 TOKEN = "soak-token"
 DATABASE = "soak"
-CATALOG_DOCUMENTS = 2000
+CATALOG_DOCUMENTS = 500
 CLIENTS = 4
 RSS_GOAL_MIB = 2.0
 DEFAULT_OUT = TOOLS_DIR / "reliability" / "soak"

@@ -118,11 +118,13 @@ class Plot:
             out.append(f'<line x1="{px(x):.1f}" y1="{TOP}" x2="{px(x):.1f}" y2="{TOP + plot_h}" '
                        f'stroke="#bbbbbb" stroke-dasharray="2 3"/>')
         out.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333333"/>')
-        for level in self._levels:
+        # Labels alternate between the right and the left end, so that close levels stay legible.
+        for i, level in enumerate(sorted(self._levels, key=lambda lv: lv.y)):
             y = py(level.y)
             out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="{level.color}" '
                        f'stroke-dasharray="6 4"/>')
-            out.append(f'<text x="{LEFT + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" fill="{level.color}">'
+            x, anchor = (LEFT + plot_w - 4, "end") if i % 2 == 0 else (LEFT + 4, "start")
+            out.append(f'<text x="{x}" y="{y - 4:.1f}" text-anchor="{anchor}" fill="{level.color}">'
                        f'{escape(level.label)}</text>')
         for legend_row, s in enumerate(self._series):
             points = " ".join(f"{px(x):.1f},{py(y, s.axis):.1f}" for x, y in s.points)
