@@ -4,6 +4,9 @@
         status, headers, body = sc.request("POST", "/action/findOne", {...}, token="t")
 
 Standalone mode is the same binary without AWS_LAMBDA_RUNTIME_API; SIGTERM drains and exits.
+
+`resolv_conf=PATH` runs it (as root) in a private mount namespace where PATH is /etc/resolv.conf, so
+a test decides which DNS server it asks, or that none answers.
 """
 
 import http.client
@@ -23,7 +26,7 @@ class Sidecar:
     """One sidecar process on a free loopback port; its stderr (the log) goes to a file."""
 
     def __init__(self, uri: str | None, env: dict[str, str] | None = None, start_timeout: float = 15.0,
-                 wait_ready: bool = True):
+                 wait_ready: bool = True, resolv_conf: str | os.PathLike | None = None):
         self.binary = sidecar_binary()
         self.port = free_port()
         self._tmp = Path(tempfile.mkdtemp(prefix="mongo-sidecar-standalone-"))
@@ -38,13 +41,22 @@ class Sidecar:
         self.env.update(env or {})
         self.start_timeout = start_timeout
         self.wait_ready = wait_ready
+        self.resolv_conf = resolv_conf
         self.proc: subprocess.Popen | None = None
         self.exit_code: int | None = None
         self._log: str | None = None  # the log's text, once stopped
 
     def start(self) -> "Sidecar":
+        command = [str(self.binary)]
+        if self.resolv_conf is not None:
+            if os.geteuid() != 0:
+                raise HarnessError("a private /etc/resolv.conf needs root (unshare -m)")
+            # unshare and sh exec in turn, so the pid is the sidecar's own.
+            script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+            command = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                       str(self.resolv_conf), *command]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(self.binary)], env=self.env, stdout=log, stderr=log,
+        self.proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         log.close()
         deadline = time.monotonic() + self.start_timeout
