@@ -9,7 +9,7 @@ own mount namespace, share one FerretDB. The same function runs with one of two 
 
 Each fleet goes through: a first (cold) invocation everywhere; at rest; a load where every
 environment is invoked concurrently with the others, alternating an API request (a read then a
-write) and an SQS batch of 10 records (10 updates at once, then a write); after the load; a rest
+write) and an SQS batch of 10 records (all at once, each a read then a write); after the load; a rest
 of REST_SECONDS (longer than the sidecar's maxIdleTimeMS of 60 s); SHUTDOWN of every environment
 at once. Connections are counted from the server's side (FerretDB's own sockets on its port in
 /proc), and from each environment's side to check that they add up.
@@ -74,11 +74,14 @@ def sqs_event(n: int, batch_size: int) -> dict:
     return {"Records": records}
 
 
-def succeeded(result) -> bool:
+def succeeded(event: dict, result) -> bool:
+    """The function answered, and found every item it was asked for."""
     body = result.body
     if result.status != 200 or not isinstance(body, dict) or result.function_error:
         return False
-    return body.get("statusCode") == 201 or body.get("processed", 0) > 0
+    if "Records" in event:
+        return body.get("processed") == len(event["Records"])
+    return body.get("statusCode") == 201
 
 
 class ServerConnections:
@@ -145,7 +148,7 @@ class Fleet:
             events = events_of(index)
             for event in events:
                 result = fn.invoke(event, timeout=180)
-                if not succeeded(result):
+                if not succeeded(event, result):
                     failures.append({"environment": index, "answer": result.body})
             return len(events), failures
 
@@ -156,6 +159,17 @@ class Fleet:
     def per_environment(self) -> list[int]:
         """Each environment's connections to the server, counted from its own processes."""
         return [sum(established_to(pid, self.db.port) for pid in fn.pids()) for fn in self.envs]
+
+    def settled_counts(self, server: "ServerConnections", tries: int = 20) -> tuple[int, list[int]]:
+        """(the server's count, each environment's count), read while the server's count stays
+        the same, so that a connection opening or closing between the reads does not count."""
+        for _ in range(tries):
+            before = server.count()
+            each = self.per_environment()
+            if server.count() == before:
+                return before, each
+            time.sleep(0.1)
+        return server.count(), self.per_environment()
 
     def stop_all(self, server: ServerConnections) -> dict:
         """SIGTERM (SHUTDOWN) to every environment at once; how long until the server holds none
@@ -203,8 +217,7 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
             cold_count, cold_failures = fleet.invoke_everywhere(lambda i: [api_event(i)])
             cold_s = time.perf_counter() - cold_started
             time.sleep(1.0)
-            at_rest = server.count()
-            at_rest_each = fleet.per_environment()
+            at_rest, at_rest_each = fleet.settled_counts(server)
             log(f"[{data_path}] at rest: server holds {at_rest}; per environment {_distribution(at_rest_each)}")
 
             def load_events(index: int) -> list[dict]:
@@ -215,8 +228,7 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
             with server.sampling():
                 load_count, load_failures = fleet.invoke_everywhere(load_events)
             load_s = time.perf_counter() - load_started
-            after_load = server.count()
-            after_load_each = fleet.per_environment()
+            after_load, after_load_each = fleet.settled_counts(server)
             log(f"[{data_path}] load: {load_count} invocations in {load_s:.1f} s, {len(load_failures)} failed; "
                 f"server peak {server.peak()}, after {after_load}; per environment {_distribution(after_load_each)}")
 
@@ -226,8 +238,7 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
                 if back_to_rest_s is None and server.count() <= at_rest:
                     back_to_rest_s = time.perf_counter() - rest_started
                 time.sleep(0.5)
-            after_rest = server.count()
-            after_rest_each = fleet.per_environment()
+            after_rest, after_rest_each = fleet.settled_counts(server)
             log(f"[{data_path}] after {workload.rest_seconds:.0f} s of rest: server holds {after_rest} "
                 f"(back to the at-rest count after {back_to_rest_s if back_to_rest_s is None else round(back_to_rest_s, 1)} s)")
 

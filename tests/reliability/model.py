@@ -10,8 +10,10 @@ them), or given by hand:
 The model (assumptions, in the README's Reliability section):
 - connections = environments x connections per environment: environments share nothing;
 - an environment holds at the primary what it held on the test server (its monitoring connection
-  and its pool: reads and writes go to the primary by default); at rest, the at-rest figure; busy,
-  the peak;
+  and its pool: reads and writes go to the primary by default): busy, the peak under load; idle,
+  what it still held after the load and a rest longer than the sidecar's maxIdleTimeMS;
+- the most an environment can hold at each data path's defaults (monitor + maxPoolSize) bounds
+  any workload: 1 + 4 for the sidecar, 1 + 100 for the Node.js driver;
 - Atlas limits connections per node, by tier, and keeps 10 of them for its own services.
 """
 
@@ -46,18 +48,23 @@ ENVIRONMENTS = (1000, 10000)
 PLOTTED_TIERS = ("M10", "M30", "M40", "M50", "M60", "M80", "M200")
 
 
+#: The most connections one environment can hold at a data path's defaults: one monitoring
+#: connection plus maxPoolSize (the sidecar's 4; the Node.js driver's 100).
+CAPS = {"sidecar": 1 + 4, "driver": 1 + 100}
+
+
 @dataclass
 class PerEnvironment:
     """Connections one environment holds at the primary."""
 
-    at_rest: float
-    busy: float
+    idle: float  # after a load and a rest
+    busy: float  # the peak under load
 
 
 def from_fleet(figures: dict) -> dict[str, PerEnvironment]:
     """The per-environment figures a fleet run measured (its JSON, parsed), from the server's side."""
     n = figures["workload"]["environments"]
-    return {name: PerEnvironment(at_rest=fleet["server"]["at_rest"] / n, busy=fleet["server"]["peak_under_load"] / n)
+    return {name: PerEnvironment(idle=fleet["server"]["after_rest"] / n, busy=fleet["server"]["peak_under_load"] / n)
             for name, fleet in figures["fleets"].items()}
 
 
@@ -73,7 +80,10 @@ def table(per_env: dict[str, PerEnvironment]) -> list[dict]:
     rows = []
     for environments in ENVIRONMENTS:
         for path, figures in per_env.items():
-            for state, per in (("at rest", figures.at_rest), ("busy", figures.busy)):
+            states = [("idle after load", figures.idle), ("busy", figures.busy)]
+            if path in CAPS:
+                states.append(("most at defaults", CAPS[path]))
+            for state, per in states:
                 connections = environments * per
                 rows.append({"environments": environments, "data_path": path, "state": state,
                              "per_environment": per, "connections": round(connections),
@@ -96,9 +106,10 @@ def plot(per_env: dict[str, PerEnvironment]) -> str:
     xs = [10, 100, 1000, 10000]
     for path, figures in per_env.items():
         color = colors.get(path, "#555555")
-        chart.series(f"{path}, busy ({figures.busy:.1f}/env)", [(x, x * figures.busy) for x in xs], color)
-        chart.series(f"{path}, at rest ({figures.at_rest:.1f}/env)", [(x, x * figures.at_rest) for x in xs], color,
+        chart.series(f"{path} busy {figures.busy:.1f}/env", [(x, x * figures.busy) for x in xs], color)
+        chart.series(f"{path} idle {figures.idle:.1f}/env", [(x, x * figures.idle) for x in xs], color,
                      dashed=True)
+    chart.series(f"driver most {CAPS['driver']}/env", [(x, x * CAPS["driver"]) for x in xs], "#f4a3a3", dashed=True)
     for tier in PLOTTED_TIERS:
         same = [t for t in ATLAS_LIMITS if ATLAS_LIMITS[t] == ATLAS_LIMITS[tier] and t.startswith("M")]
         chart.level(f"{'/'.join(same)} {ATLAS_LIMITS[tier]:,}", ATLAS_LIMITS[tier])
@@ -111,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability.model", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--fleet", type=Path, help="the JSON a fleet run wrote")
-    source.add_argument("--sidecar", type=float, nargs=2, metavar=("AT_REST", "BUSY"),
+    source.add_argument("--sidecar", type=float, nargs=2, metavar=("IDLE", "BUSY"),
                         help="per-environment connections with the sidecar (then --driver too)")
-    parser.add_argument("--driver", type=float, nargs=2, metavar=("AT_REST", "BUSY"))
+    parser.add_argument("--driver", type=float, nargs=2, metavar=("IDLE", "BUSY"))
     parser.add_argument("--svg", type=Path, help="write the plot here")
     args = parser.parse_args(argv)
     if args.fleet:

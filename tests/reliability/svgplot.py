@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
-WIDTH, HEIGHT = 760, 420
-LEFT, RIGHT, TOP, BOTTOM = 78, 170, 40, 52
+WIDTH, HEIGHT = 800, 420
+LEFT, RIGHT, TOP, BOTTOM = 78, 190, 40, 52
 
 
 @dataclass
