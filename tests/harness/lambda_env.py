@@ -58,6 +58,7 @@ class StopResult(NamedTuple):
     extension_exit_ms: float | None  # from SIGTERM to the emulator (it then sends SHUTDOWN) to exit
     extension_killed: bool  # the emulator logged that it SIGKILLed the extension
     emulator_exit_code: int
+    sigterm_at: float  # time.perf_counter() when the emulator got SIGTERM
 
 
 class ExecutionEnvironment:
@@ -269,7 +270,7 @@ class ExecutionEnvironment:
         by_itself = exit_ms is not None and exit_ms < SHUTDOWN_DEADLINE_MS and not killed
         self._kill(processes)
         self.close()
-        return StopResult(ext_pid, by_itself, exit_ms, killed, code)
+        return StopResult(ext_pid, by_itself, exit_ms, killed, code, started)
 
     def close(self) -> None:
         """Stop everything this environment started and remove its files (idempotent).

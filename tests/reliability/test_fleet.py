@@ -57,7 +57,7 @@ def test_the_server_sees_exactly_the_drivers_connections_too(figures):
 def test_after_shutdown_of_every_sidecar_the_server_holds_none_of_their_connections(figures):
     shutdown = figures["fleets"]["sidecar"]["shutdown"]
 
-    assert shutdown["server_zero_after_ms"] is not None, "connections left 10 s after SHUTDOWN"
-    assert shutdown["server_zero_after_ms"] <= fleet.SHUTDOWN_BOUND_MS, shutdown
+    assert shutdown["server_zero_after_last_sigterm_ms"] is not None, "connections left 30 s after SHUTDOWN"
+    assert shutdown["server_zero_after_last_sigterm_ms"] <= fleet.SHUTDOWN_BOUND_MS, shutdown
     assert shutdown["extensions_exited_by_themselves"] == ENVIRONMENTS, shutdown
     assert shutdown["extensions_killed"] == 0, shutdown
