@@ -29,6 +29,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,38 +87,33 @@ def succeeded(event: dict, result) -> bool:
 
 
 class ServerConnections:
-    """The server's established connections on its port, read from its own sockets in /proc;
-    `peak()` while a sampler runs (`with server.sampling(): ...`)."""
+    """The server's established connections on its port, read from its own sockets in /proc."""
 
     def __init__(self, db: FerretDB):
         self.db = db
-        self._peak = 0
-        self._stop = threading.Event()
+        self.peak = 0
 
     def count(self) -> int:
         return established_on(self.db.pid, self.db.port)
 
-    def sampling(self) -> "ServerConnections":
-        self._peak = self.count()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        return self
+    @contextmanager
+    def sampled(self):
+        """Samples the count every 20 ms while the block runs; `peak` is then the highest seen."""
+        self.peak = self.count()
+        done = threading.Event()
 
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self._peak = max(self._peak, self.count())
-            time.sleep(0.02)
+        def sample() -> None:
+            while not done.is_set():
+                self.peak = max(self.peak, self.count())
+                time.sleep(0.02)
 
-    def __enter__(self) -> "ServerConnections":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def peak(self) -> int:
-        return self._peak
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield
+        finally:
+            done.set()
+            sampler.join()
 
 
 class Fleet:
@@ -132,13 +129,12 @@ class Fleet:
                                  name=f"fleet-{data_path}-{i}", with_extension=data_path == "sidecar")
             for i in range(workload.environments)
         ]
-        self.stopped = False
 
     def start(self) -> None:
         for fn in self.envs:
             fn.start()
 
-    def invoke_everywhere(self, events_of: "callable") -> tuple[int, list]:
+    def invoke_everywhere(self, events_of: Callable[[int], list[dict]]) -> tuple[int, list]:
         """Every environment runs its own events, one after the other, all environments at
         once; returns (invocations, failures)."""
 
@@ -160,7 +156,7 @@ class Fleet:
         """Each environment's connections to the server, counted from its own processes."""
         return [sum(established_to(pid, self.db.port) for pid in fn.pids()) for fn in self.envs]
 
-    def settled_counts(self, server: "ServerConnections", tries: int = 20) -> tuple[int, list[int]]:
+    def settled_counts(self, server: ServerConnections, tries: int = 20) -> tuple[int, list[int]]:
         """(the server's count, each environment's count), read while the server's count stays
         the same, so that a connection opening or closing between the reads does not count."""
         for _ in range(tries):
@@ -171,7 +167,7 @@ class Fleet:
             time.sleep(0.1)
         return server.count(), self.per_environment()
 
-    def stop_all(self, server: "ServerConnections") -> dict:
+    def stop_all(self, server: ServerConnections) -> dict:
         """SIGTERM (SHUTDOWN) to every environment at once; how long after the last SIGTERM the
         server holds none of their connections."""
         with ThreadPoolExecutor(len(self.envs)) as pool:
@@ -184,7 +180,6 @@ class Fleet:
                     break
                 time.sleep(0.002)
             results = [s.result() for s in stopping]
-        self.stopped = True
         last_sigterm = max(r.sigterm_at for r in results)
         exits = [r.extension_exit_ms for r in results if r.extension_exit_ms is not None]
         return {
@@ -228,12 +223,12 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
                         for k in range(workload.invocations)]
 
             load_started = time.perf_counter()
-            with server.sampling():
+            with server.sampled():
                 load_count, load_failures = fleet.invoke_everywhere(load_events)
             load_s = time.perf_counter() - load_started
             after_load, after_load_each = fleet.settled_counts(server)
             log(f"[{data_path}] load: {load_count} invocations in {load_s:.1f} s, {len(load_failures)} failed; "
-                f"server peak {server.peak()}, after {after_load}; per environment {_distribution(after_load_each)}")
+                f"server peak {server.peak}, after {after_load}; per environment {_distribution(after_load_each)}")
 
             rest_started = time.perf_counter()
             back_to_rest_s = None
@@ -259,7 +254,7 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
         "load_s": round(load_s, 1),
         "server": {
             "at_rest": at_rest,
-            "peak_under_load": server.peak(),
+            "peak_under_load": server.peak,
             "after_load": after_load,
             "after_rest": after_rest,
             "back_to_at_rest_after_s": None if back_to_rest_s is None else round(back_to_rest_s, 1),
@@ -268,7 +263,7 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
             "at_rest": _distribution(at_rest_each),
             "after_load": _distribution(after_load_each),
             "after_rest": _distribution(after_rest_each),
-            "peak_under_load": server.peak() / n,
+            "peak_under_load": server.peak / n,
         },
         "shutdown": shutdown,
     }
