@@ -55,6 +55,9 @@ REST_SECONDS = 65.0
 #: (Lambda's own shutdown deadline: past it, the processes are killed anyway).
 SHUTDOWN_BOUND_MS = 2000.0
 DEFAULT_OUT = TOOLS_DIR / "reliability" / "fleet.json"
+#: A hundred environments start and run on two shared cores, where Lambda gives each its own: the
+#: function's timeout is set far above what an invocation needs, so that only a real failure fails.
+FUNCTION_TIMEOUT_S = 300
 
 
 @dataclass
@@ -126,7 +129,8 @@ class Fleet:
         env = {"MONGODB_URI": db.uri, "MONGODB_DATABASE": DATABASE}
         self.envs = [
             ExecutionEnvironment("node", FUNCTION_DIR, env=env, layer_dir=opt, handler=f"{data_path}.handler",
-                                 name=f"fleet-{data_path}-{i}", with_extension=data_path == "sidecar")
+                                 name=f"fleet-{data_path}-{i}", with_extension=data_path == "sidecar",
+                                 timeout_s=FUNCTION_TIMEOUT_S)
             for i in range(workload.environments)
         ]
 
@@ -143,7 +147,7 @@ class Fleet:
             failures = []
             events = events_of(index)
             for event in events:
-                result = fn.invoke(event, timeout=180)
+                result = fn.invoke(event, timeout=FUNCTION_TIMEOUT_S + 30)
                 if not succeeded(event, result):
                     failures.append({"environment": index, "answer": result.body})
             return len(events), failures
@@ -200,7 +204,11 @@ def _distribution(counts: list[int]) -> dict:
     return {"min": min(counts), "median": statistics.median(counts), "max": max(counts), "sum": sum(counts)}
 
 
-def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
+def log_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_fleet(data_path: str, workload: Workload, opt: Path, log=log_line) -> dict:
     """One fleet of one data path through every phase, on a FerretDB of its own."""
     n = workload.environments
     with FerretDB() as db:
@@ -227,6 +235,8 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=print) -> dict:
                 load_count, load_failures = fleet.invoke_everywhere(load_events)
             load_s = time.perf_counter() - load_started
             after_load, after_load_each = fleet.settled_counts(server)
+            for failure in (cold_failures + load_failures)[:3]:
+                log(f"[{data_path}] failed: {json.dumps(failure)[:600]}")
             log(f"[{data_path}] load: {load_count} invocations in {load_s:.1f} s, {len(load_failures)} failed; "
                 f"server peak {server.peak}, after {after_load}; per environment {_distribution(after_load_each)}")
 
@@ -278,7 +288,7 @@ def driver_layer() -> Path:
     return opt
 
 
-def run(workload: Workload, together: bool = True, log=print) -> dict:
+def run(workload: Workload, together: bool = True, log=log_line) -> dict:
     """Both data paths, at once (each on its own server) or in turn."""
     opts = {"sidecar": layer_dir(), "driver": driver_layer()}
     results: dict[str, dict] = {}
