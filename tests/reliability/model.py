@@ -10,8 +10,8 @@ them), or given by hand:
 The model (assumptions, in the README's Reliability section):
 - connections = environments x connections per environment: environments share nothing;
 - an environment holds at the primary what it held on the test server (its monitoring connection
-  and its pool: reads and writes go to the primary by default): busy, the peak under load; idle,
-  what it still held after the load and a rest longer than the sidecar's maxIdleTimeMS;
+  and its pool: reads and writes go to the primary by default): busy, what it held right after
+  the load; idle, what it still held after a rest longer than the sidecar's maxIdleTimeMS;
 - the most an environment can hold at each data path's defaults (monitor + maxPoolSize) bounds
   any workload: 1 + 4 for the sidecar, 1 + 100 for the Node.js driver;
 - Atlas limits connections per node, by tier, and keeps 10 of them for its own services.
@@ -58,13 +58,13 @@ class PerEnvironment:
     """Connections one environment holds at the primary."""
 
     idle: float  # after a load and a rest
-    busy: float  # the peak under load
+    busy: float  # right after the load (the peak sampled during it adds connections closing meanwhile)
 
 
 def from_fleet(figures: dict) -> dict[str, PerEnvironment]:
     """The per-environment figures a fleet run measured (its JSON, parsed), from the server's side."""
     n = figures["workload"]["environments"]
-    return {name: PerEnvironment(idle=fleet["server"]["after_rest"] / n, busy=fleet["server"]["peak_under_load"] / n)
+    return {name: PerEnvironment(idle=fleet["server"]["after_rest"] / n, busy=fleet["server"]["after_load"] / n)
             for name, fleet in figures["fleets"].items()}
 
 

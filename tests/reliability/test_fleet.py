@@ -43,8 +43,11 @@ def test_the_server_holds_n_times_the_sidecars_per_environment_count_and_back_af
     check_server_sees_exactly_the_environments(sidecar)
     assert each["at_rest"]["min"] == each["at_rest"]["max"] == SIDECAR_AT_REST, each["at_rest"]
     assert server["at_rest"] == ENVIRONMENTS * SIDECAR_AT_REST
-    assert server["peak_under_load"] <= ENVIRONMENTS * SIDECAR_MOST, server
+    # Right after the load, every environment still holds what it opened under it. (The peak
+    # sampled during the load is reported, not checked: a connection a client has just closed
+    # still counts at the server until the server reads its end.)
     assert each["after_load"]["max"] <= SIDECAR_MOST, each["after_load"]
+    assert server["after_load"] <= ENVIRONMENTS * SIDECAR_MOST, server
     assert server["after_rest"] == server["at_rest"], f"not back to {server['at_rest']} after the rest: {server}"
     record_figure("fleet", "\n" + fleet.summary(figures))
     record_figure("model", "\n" + model.render(model.table(model.from_fleet(figures))))
