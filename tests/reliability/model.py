@@ -25,11 +25,10 @@ from pathlib import Path
 
 from .svgplot import Plot
 
-#: Atlas's maximum connections per node by cluster tier (general class), from "Atlas Service
-#: Limits", https://www.mongodb.com/docs/atlas/reference/atlas-limits/ ("Connection Limits and
-#: Cluster Tier"). Free and Flex clusters: 500.
+#: Atlas's maximum connections per node by dedicated cluster tier (general class), from "Atlas
+#: Service Limits", https://www.mongodb.com/docs/atlas/reference/atlas-limits/ ("Connection Limits
+#: and Cluster Tier").
 ATLAS_LIMITS = {
-    "Flex": 500,
     "M10": 1500,
     "M20": 3000,
     "M30": 3000,
@@ -111,7 +110,7 @@ def plot(per_env: dict[str, PerEnvironment]) -> str:
                      dashed=True)
     chart.series(f"driver most {CAPS['driver']}/env", [(x, x * CAPS["driver"]) for x in xs], "#f4a3a3", dashed=True)
     for tier in PLOTTED_TIERS:
-        same = [t for t in ATLAS_LIMITS if ATLAS_LIMITS[t] == ATLAS_LIMITS[tier] and t.startswith("M")]
+        same = [t for t in ATLAS_LIMITS if ATLAS_LIMITS[t] == ATLAS_LIMITS[tier]]
         chart.level(f"{'/'.join(same)} {ATLAS_LIMITS[tier]:,}", ATLAS_LIMITS[tier])
     for x in ENVIRONMENTS:
         chart.mark_x(x)
