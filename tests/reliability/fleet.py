@@ -213,7 +213,7 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=log_line) -> di
     n = workload.environments
     with FerretDB() as db:
         with MongoClient(db.uri, directConnection=True) as mongo:
-            mongo[DATABASE]["stock"].insert_many([{"_id": f"sku-{i}", "reserved": 0} for i in range(SKUS)])
+            mongo[DATABASE]["stock"].insert_many([{"_id": f"sku-{i}", "price": i} for i in range(SKUS)])
         server = ServerConnections(db)
         fleet = Fleet(data_path, workload, db, opt)
         try:
@@ -247,8 +247,9 @@ def run_fleet(data_path: str, workload: Workload, opt: Path, log=log_line) -> di
                     back_to_rest_s = time.perf_counter() - rest_started
                 time.sleep(0.5)
             after_rest, after_rest_each = fleet.settled_counts(server)
+            back = "never" if back_to_rest_s is None else f"after {back_to_rest_s:.1f} s"
             log(f"[{data_path}] after {workload.rest_seconds:.0f} s of rest: server holds {after_rest} "
-                f"(back to the at-rest count after {back_to_rest_s if back_to_rest_s is None else round(back_to_rest_s, 1)} s)")
+                f"(back to the at-rest count: {back})")
 
             shutdown = fleet.stop_all(server)
             log(f"[{data_path}] SHUTDOWN of all {n} (SIGTERMs over {shutdown['sigterms_spread_ms']:.0f} ms): the "
