@@ -139,7 +139,8 @@ publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the laye
 # in TEST_SUITES (all of them, even after a failure), prints the summaries, and fails if any
 # suite failed.
 
-TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security test-faults test-deploy
+TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security \
+	test-faults test-deploy test-reliability
 
 # Lines that close a runner's output: cargo test, pytest, node --test, the lint step.
 SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: 
@@ -203,6 +204,28 @@ test-faults: ## Timeouts, lost connections, dead paths, DNS and TLS failures, st
 .PHONY: test-deploy
 test-deploy: ## The sample template (cfn-lint, wiring), make publish and the deploy commands, against moto
 	@$(call run_suite,$(TEST_ENV) $(PYTHON) -m pytest tests/deploy)
+
+.PHONY: test-reliability
+test-reliability: ## A fleet of 20 environments (sidecar vs in-process driver), overload, a 60 s soak, mongodb+srv (root)
+	@$(call run_suite,$(TEST_ENV) $(PYTHON) -m pytest tests/reliability)
+
+# ---------------------------------------------------------------------------------------------
+# Reliability at scale, out of CI: each prints its figures and writes them to .tools/reliability/.
+
+RELIABILITY_OUT    := $(TOOLS)/reliability
+FLEET_ENVIRONMENTS ?= 100
+SOAK_SECONDS       ?= 600
+
+.PHONY: fleet
+fleet: tools layer ## FLEET_ENVIRONMENTS (100) environments on one server, sidecar vs in-process driver, then the model
+	$(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m reliability.fleet --environments $(FLEET_ENVIRONMENTS) --one-at-a-time \
+		--out $(RELIABILITY_OUT)/fleet-$(FLEET_ENVIRONMENTS).json
+	PYTHONPATH=tests $(PYTHON) -m reliability.model --fleet $(RELIABILITY_OUT)/fleet-$(FLEET_ENVIRONMENTS).json \
+		--svg $(RELIABILITY_OUT)/fleet-model.svg
+
+.PHONY: soak
+soak: tools layer ## SOAK_SECONDS (600) of mixed reads, writes and streamed finds; the sidecar's RSS and FDs every second
+	$(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m reliability.soak --seconds $(SOAK_SECONDS) --out $(RELIABILITY_OUT)/soak
 
 # ---------------------------------------------------------------------------------------------
 

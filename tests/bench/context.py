@@ -1,23 +1,22 @@
 """What every section needs: the binary under test, the layer's clients, the database, the
 workload sizes, the comparison drivers, and a way to start a sidecar."""
 
-import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from harness import REPO_ROOT, TOOLS_DIR, HarnessError
 from harness.ferretdb import FerretDB
+from harness.node_driver import node_driver  # noqa: F401 - used by the sections through this module
 from harness.sidecar import Sidecar
 from pymongo import MongoClient
 
 from . import data
 
 BENCH_SRC = Path(__file__).resolve().parent
-BENCH_OUT = TOOLS_DIR / "bench"  # node_modules, results.json, scratch
+BENCH_OUT = TOOLS_DIR / "bench"  # node_modules (harness.node_driver), results.json, scratch
 TOKEN = "bench-token"
 
 #: Where a binary is looked for when neither --bin nor MONGO_SIDECAR_BIN names one: the layer's
@@ -140,23 +139,3 @@ def node() -> str:
     if not path:
         raise HarnessError("node not found: install Node.js 20")
     return path
-
-
-def node_driver() -> Path:
-    """The pinned `mongodb` package (tests/bench/package-lock.json) in .tools/bench/node_modules,
-    installed with `npm ci` the first time and again only when the lock changes."""
-    lock = BENCH_SRC / "package-lock.json"
-    stamp = BENCH_OUT / "node_modules" / ".bench-stamp"
-    digest = hashlib.sha256(lock.read_bytes() + (BENCH_SRC / "package.json").read_bytes()).hexdigest()
-    if not (stamp.is_file() and stamp.read_text() == digest):
-        npm = shutil.which("npm")
-        if not npm:
-            raise HarnessError("npm not found: it installs the MongoDB Node.js driver to compare against")
-        BENCH_OUT.mkdir(parents=True, exist_ok=True)
-        shutil.copy(BENCH_SRC / "package.json", BENCH_OUT / "package.json")
-        shutil.copy(lock, BENCH_OUT / "package-lock.json")
-        print(f"installing the MongoDB Node.js driver into {BENCH_OUT}/node_modules (npm ci)", flush=True)
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BENCH_OUT, check=True,
-                       stdout=subprocess.DEVNULL)
-        stamp.write_text(digest)
-    return BENCH_OUT / "node_modules" / "mongodb"

@@ -44,7 +44,9 @@ class FerretDB:
     The launcher also stops by itself when this process dies.
     """
 
-    def __init__(self, start_timeout: float = 30.0, log_level: str = "warn"):
+    def __init__(self, start_timeout: float = 30.0, log_level: str = "warn", tls_hosts: tuple[str, ...] = ()):
+        """tls_hosts: more names for the TLS certificate besides localhost and 127.0.0.1, such as
+        the target of an SRV record that points at this server."""
         self.binary = tool("ferretdb", "FERRETDB_BIN")
         self.port = free_port()
         self.tls_port = free_port()
@@ -55,7 +57,7 @@ class FerretDB:
         self.data_dir = self._tmp / "data"
         self.log_path = self._tmp / "ferretdb.log"
         self.ca = TestCA(self._tmp / "tls")
-        self._tls_cert, self._tls_key = self.ca.server_files("localhost", "127.0.0.1")
+        self._tls_cert, self._tls_key = self.ca.server_files("localhost", "127.0.0.1", *tls_hosts)
         #: The same server over TLS, trusting the server's certificate through the test CA.
         self.tls_uri = f"mongodb://127.0.0.1:{self.tls_port}/?tls=true&tlsCAFile={self.ca.cert_path}"
         self._proc: subprocess.Popen | None = None
@@ -99,6 +101,13 @@ class FerretDB:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         tail = "\n".join(text.splitlines()[-lines:])
         return f"\n--- {self.log_path} (last lines) ---\n{tail}" if tail else ""
+
+    @property
+    def pid(self) -> int:
+        """The server's process id, to count its sockets in /proc."""
+        if self._proc is None:
+            raise HarnessError("FerretDB is not running")
+        return self._proc.pid
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server (SIGTERM, SIGKILL after `timeout` s); the data stays for restart()."""

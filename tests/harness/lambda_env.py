@@ -58,6 +58,7 @@ class StopResult(NamedTuple):
     extension_exit_ms: float | None  # from SIGTERM to the emulator (it then sends SHUTDOWN) to exit
     extension_killed: bool  # the emulator logged that it SIGKILLed the extension
     emulator_exit_code: int
+    sigterm_at: float  # time.perf_counter() when the emulator got SIGTERM
 
 
 class ExecutionEnvironment:
@@ -75,6 +76,7 @@ class ExecutionEnvironment:
         name: str = "sample-function",
         memory_mb: int = 512,
         timeout_s: int = 30,
+        handler: str | None = None,
     ):
         """
         runtime: "python" or "node". function_dir: the handler's code (app.py / index.js).
@@ -83,7 +85,9 @@ class ExecutionEnvironment:
             target/release/mongo-sidecar).
         with_extension: False leaves /opt/extensions empty, to prove failures are detected.
         layer_dir: a directory copied into /opt, as a layer would be (extensions/...,
-            nodejs/..., python/...).
+            nodejs/..., python/...); symbolic links in it are kept as links.
+        handler: the function's handler (default: app.handler for Python, index.handler for
+            Node.js).
         """
         if os.geteuid() != 0:
             raise HarnessError(
@@ -93,6 +97,7 @@ class ExecutionEnvironment:
         if runtime not in _RUNTIMES:
             raise HarnessError(f"runtime must be one of {sorted(_RUNTIMES)}, not {runtime!r}")
         self.runtime = runtime
+        self.handler = handler or _RUNTIMES[runtime]
         self.function_dir = Path(function_dir).resolve()
         self.sidecar_port = free_port()
         self._invoke_port = free_port()
@@ -145,7 +150,7 @@ class ExecutionEnvironment:
         return env
 
     def _runtime_command(self) -> list[str]:
-        handler = _RUNTIMES[self.runtime]
+        handler = self.handler
         if self.runtime == "python":
             # The harness venv has awslambdaric; Lambda's Python runtime has its own copy.
             python = TOOLS_DIR / "venv" / "bin" / "python"
@@ -216,6 +221,12 @@ class ExecutionEnvironment:
                 return pid
         return None
 
+    def pids(self) -> list[int]:
+        """Every living process of this environment: the emulator, the runtime, the extension."""
+        if self._proc is None:
+            return []
+        return [self._proc.pid, *descendants(self._proc.pid)]
+
     def freeze(self) -> None:
         """Stop the function's and the extension's processes (SIGSTOP), as Lambda freezes an
         environment between invocations; thaw() before the next invoke."""
@@ -259,7 +270,7 @@ class ExecutionEnvironment:
         by_itself = exit_ms is not None and exit_ms < SHUTDOWN_DEADLINE_MS and not killed
         self._kill(processes)
         self.close()
-        return StopResult(ext_pid, by_itself, exit_ms, killed, code)
+        return StopResult(ext_pid, by_itself, exit_ms, killed, code, started)
 
     def close(self) -> None:
         """Stop everything this environment started and remove its files (idempotent).

@@ -1,6 +1,9 @@
-"""Counting a process's TCP connections from /proc, to measure what an environment holds open."""
+"""Counting a process's TCP connections from /proc, to measure what an environment holds open
+(the client side) and what a server holds (the server side)."""
 
 import os
+
+_ESTABLISHED = "01"
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -16,10 +19,10 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def established_to(pid: int, remote_port: int) -> int:
-    """How many ESTABLISHED TCP connections process `pid` has to any address on `remote_port`."""
+def _established(pid: int) -> list[tuple[int, int]]:
+    """(local port, remote port) of each ESTABLISHED TCP connection process `pid` holds."""
     inodes = _socket_inodes(pid)
-    count = 0
+    found = []
     for table in ("tcp", "tcp6"):
         try:
             with open(f"/proc/{pid}/net/{table}") as f:
@@ -28,7 +31,18 @@ def established_to(pid: int, remote_port: int) -> int:
             continue
         for row in rows:
             fields = row.split()
-            remote, state, inode = fields[2], fields[3], fields[9]
-            if state == "01" and int(remote.rsplit(":", 1)[1], 16) == remote_port and inode in inodes:
-                count += 1
-    return count
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if state == _ESTABLISHED and inode in inodes:
+                found.append((int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)))
+    return found
+
+
+def established_to(pid: int, remote_port: int) -> int:
+    """How many ESTABLISHED TCP connections process `pid` has to any address on `remote_port`."""
+    return sum(1 for _, remote in _established(pid) if remote == remote_port)
+
+
+def established_on(pid: int, local_port: int) -> int:
+    """How many ESTABLISHED TCP connections process `pid` holds on its own `local_port`: for a
+    server, the clients connected to it, counted from the server's side."""
+    return sum(1 for local, _ in _established(pid) if local == local_port)
