@@ -140,7 +140,7 @@ publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the laye
 # suite failed.
 
 TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security \
-	test-faults test-deploy test-reliability
+	test-faults test-observability test-deploy test-reliability
 
 # Lines that close a runner's output: cargo test, pytest, node --test, the lint step.
 SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: 
@@ -200,6 +200,10 @@ test-security: ## Bad inputs over real sockets, the secret-leak search, each sec
 .PHONY: test-faults
 test-faults: ## Timeouts, lost connections, dead paths, DNS and TLS failures, stalled clients, through a fault-injecting proxy
 	@$(call run_suite,$(TEST_ENV) $(PYTHON) -m pytest tests/faults)
+
+.PHONY: test-observability
+test-observability: ## EMF records (against the published schema), /metrics, Server-Timing, the logs
+	@$(call run_suite,$(TEST_ENV) $(PYTHON) -m pytest tests/observability)
 
 .PHONY: test-deploy
 test-deploy: ## The sample template (cfn-lint, wiring), make publish and the deploy commands, against moto

@@ -45,6 +45,9 @@ pub const ALLOW: &str = "MONGO_SIDECAR_ALLOW";
 pub const ALLOW_SERVER_JS: &str = "MONGO_SIDECAR_ALLOW_SERVER_JS";
 pub const ALLOW_OUT: &str = "MONGO_SIDECAR_ALLOW_OUT";
 pub const ALLOW_MERGE: &str = "MONGO_SIDECAR_ALLOW_MERGE";
+pub const METRICS: &str = "MONGO_SIDECAR_METRICS";
+pub const METRICS_NAMESPACE: &str = "MONGO_SIDECAR_METRICS_NAMESPACE";
+pub const METRICS_PUBLIC: &str = "MONGO_SIDECAR_METRICS_PUBLIC";
 
 /// Set by Lambda; its absence means standalone mode.
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -77,6 +80,8 @@ pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 /// An answer the client stops reading is abandoned after this long without progress.
 pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 10_000;
+/// The CloudWatch namespace of the EMF metrics.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "MongoSidecar";
 
 /// Where the default data source's connection string comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -173,6 +178,16 @@ pub struct Config {
     pub runtime_api: Option<String>,
     /// Sent to the server as `appName` unless the URI sets one.
     pub app_name: String,
+    pub metrics: MetricsConfig,
+}
+
+/// What the sidecar reports about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// CloudWatch Embedded Metric Format records on stdout, in this namespace.
+    pub emf_namespace: Option<String>,
+    /// `GET /metrics` without the token.
+    pub public: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -235,6 +250,7 @@ impl Config {
             )?,
             limits: limits(&vars)?,
             policy: policy(&vars)?,
+            metrics: metrics(&vars)?,
             app_name: vars
                 .get(AWS_LAMBDA_FUNCTION_NAME)
                 .unwrap_or("mongo-sidecar")
@@ -463,6 +479,32 @@ fn limits(vars: &Vars) -> Result<Limits, ConfigError> {
         header_timeout: vars.ms(HEADER_TIMEOUT_MS, DEFAULT_HEADER_TIMEOUT_MS, 100..=600_000)?,
         body_timeout: vars.ms(BODY_TIMEOUT_MS, DEFAULT_BODY_TIMEOUT_MS, 100..=600_000)?,
         write_timeout: vars.ms(WRITE_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS, 100..=600_000)?,
+    })
+}
+
+fn metrics(vars: &Vars) -> Result<MetricsConfig, ConfigError> {
+    let namespace = vars.get(METRICS_NAMESPACE).unwrap_or(DEFAULT_METRICS_NAMESPACE);
+    let emf = match vars.get(METRICS).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("off") => false,
+        Some("emf") => true,
+        Some(_) => {
+            return Err(ConfigError::invalid(
+                METRICS,
+                vars.get(METRICS).unwrap_or_default(),
+                "must be \"emf\" (CloudWatch Embedded Metric Format) or \"off\"",
+            ));
+        }
+    };
+    if namespace.is_empty() || namespace.len() > 255 || namespace.starts_with(':') {
+        return Err(ConfigError::invalid(
+            METRICS_NAMESPACE,
+            namespace,
+            "must be a CloudWatch namespace: 1 to 255 characters",
+        ));
+    }
+    Ok(MetricsConfig {
+        emf_namespace: emf.then(|| namespace.to_owned()),
+        public: vars.bool(METRICS_PUBLIC, false)?,
     })
 }
 

@@ -3,7 +3,8 @@
 //!
 //! [`lifecycle`] runs the process and records each invocation ([`invocation`]); [`http`] is the
 //! API; [`mongo`] owns the clients and every call to the driver; [`ejson`] is the Extended JSON
-//! boundary; [`config`], [`policy`] and [`redact`] are the rules around them.
+//! boundary; [`metrics`] counts what happened; [`config`], [`policy`] and [`redact`] are the rules
+//! around them.
 
 pub mod config;
 pub mod ejson;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod invocation;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod mongo;
 pub mod policy;
 pub mod redact;

@@ -28,6 +28,7 @@ use tracing::{error, info, warn};
 use crate::config::{AWS_LAMBDA_RUNTIME_API, Auth, Config, ConfigError};
 use crate::http::{AppState, Listeners, router, serve};
 use crate::invocation::Invocation;
+use crate::metrics::{EmfSettings, Metrics};
 use crate::mongo::DataSources;
 use crate::secrets;
 
@@ -47,10 +48,39 @@ pub async fn run(config: Result<Config, ConfigError>) -> i32 {
     }
 }
 
+/// In standalone mode (no INVOKE events to mark windows), the EMF metrics are written this often.
+const STANDALONE_METRICS_WINDOW: Duration = Duration::from_secs(60);
+
+/// The data sources and the metrics: made once the configuration is known, before the first
+/// event, since every INVOKE ends a metrics window.
+#[derive(Clone)]
+struct Parts {
+    sources: Arc<DataSources>,
+    metrics: Arc<Metrics>,
+}
+
+impl Parts {
+    fn new(config: &Config) -> Self {
+        let emf = config.metrics.emf_namespace.clone().map(|namespace| EmfSettings {
+            namespace,
+            function_name: config.app_name.clone(),
+        });
+        Self {
+            sources: Arc::new(DataSources::new(config)),
+            metrics: Arc::new(Metrics::new(emf)),
+        }
+    }
+
+    /// Ends the metrics window: its EMF records go to stdout.
+    fn flush_metrics(&self) {
+        self.metrics.flush(&self.sources);
+    }
+}
+
 /// What is running once start-up succeeded.
 struct Sidecar {
     config: Arc<Config>,
-    sources: Arc<DataSources>,
+    parts: Parts,
     server: JoinHandle<std::io::Result<()>>,
     /// Cancelled when the server task ends, for whatever reason.
     server_stopped: CancellationToken,
@@ -61,12 +91,17 @@ struct Sidecar {
 impl Sidecar {
     /// Starts serving on the bound listeners. The data sources exist, warming, from here on:
     /// a request that arrives before they connect waits for them.
-    fn serve(config: Arc<Config>, listeners: Listeners, invocation: Arc<Invocation>) -> Self {
-        let sources = Arc::new(DataSources::new(&config));
+    fn serve(
+        config: Arc<Config>,
+        parts: Parts,
+        listeners: Listeners,
+        invocation: Arc<Invocation>,
+    ) -> Self {
         let state = Arc::new(AppState::new(
             Arc::clone(&config),
-            Arc::clone(&sources),
+            Arc::clone(&parts.sources),
             invocation,
+            Arc::clone(&parts.metrics),
         ));
         let stop = CancellationToken::new();
         let (drain, drain_rx) = watch::channel(STANDALONE_DRAIN);
@@ -85,7 +120,7 @@ impl Sidecar {
         });
         Self {
             config,
-            sources,
+            parts,
             server,
             server_stopped,
             stop,
@@ -104,14 +139,14 @@ impl Sidecar {
                     .map_err(|e| e.0)?,
             );
         }
-        self.sources.start(uris, &self.config.app_name);
+        self.parts.sources.start(uris, &self.config.app_name);
         Ok(())
     }
 
     /// Waits, at most the ready timeout, for the first connection of every data source.
     async fn wait_ready(&self) {
         let started = Instant::now();
-        for source in self.sources.all() {
+        for source in self.parts.sources.all() {
             let left = self.config.ready_timeout.saturating_sub(started.elapsed());
             if let Err(err) = source.wait_ready(left).await {
                 let why = match err {
@@ -134,7 +169,9 @@ impl Sidecar {
             Ok(Err(err)) => warn!(error = %err, "http server task failed"),
             Err(_) => warn!("http server did not stop in time"),
         }
-        if tokio::time::timeout(CLOSE_TIMEOUT, self.sources.close_all())
+        // The last metrics window ends with the last request.
+        self.parts.flush_metrics();
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.parts.sources.close_all())
             .await
             .is_err()
         {
@@ -163,7 +200,8 @@ async fn run_standalone(config: Result<Config, ConfigError>) -> i32 {
         }
     };
     announce(&config, &listeners, "standalone");
-    let sidecar = Sidecar::serve(Arc::clone(&config), listeners, Arc::default());
+    let parts = Parts::new(&config);
+    let sidecar = Sidecar::serve(Arc::clone(&config), parts.clone(), listeners, Arc::default());
     if let Err(err) = sidecar.connect().await {
         error!(error = %err, "cannot start the database clients");
         return 1;
@@ -175,12 +213,17 @@ async fn run_standalone(config: Result<Config, ConfigError>) -> i32 {
         error!("cannot install signal handlers");
         return 1;
     };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: draining"),
-        _ = int.recv() => info!("SIGINT: draining"),
-        () = sidecar.server_stopped.cancelled() => {
-            error!("http server stopped; nothing left to serve");
-            return 1;
+    let mut window = tokio::time::interval(STANDALONE_METRICS_WINDOW);
+    window.reset();
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!(target: "mongo_sidecar::lifecycle", "SIGTERM: draining"); break; }
+            _ = int.recv() => { info!(target: "mongo_sidecar::lifecycle", "SIGINT: draining"); break; }
+            _ = window.tick(), if parts.metrics.emf_enabled() => parts.flush_metrics(),
+            () = sidecar.server_stopped.cancelled() => {
+                error!(target: "mongo_sidecar::lifecycle", "http server stopped; nothing left to serve");
+                return 1;
+            }
         }
     }
     sidecar.drain(STANDALONE_DRAIN).await;
@@ -192,7 +235,10 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
     // 1 and 2: configuration, then the listener, before registering.
     let prepared = match config {
         Ok(config) => match Listeners::bind(&config).await {
-            Ok(listeners) => Ok((Arc::new(config), listeners)),
+            Ok(listeners) => {
+                let parts = Parts::new(&config);
+                Ok((Arc::new(config), listeners, parts))
+            }
             Err(err) => Err((
                 "Extension.ListenFailed",
                 format!("cannot listen on {}:{}: {err}", config.host, config.port),
@@ -201,16 +247,22 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
         Err(err) => Err((err.error_type(), err.to_string())),
     };
 
-    // 3: register. The events processor only records what Lambda says.
+    // 3: register. The events processor records what Lambda says; each INVOKE also ends the
+    // previous invocation's metrics window.
     let invocation = Arc::new(Invocation::lambda());
     let (shutdown_tx, mut shutdown_rx) = watch::channel(None::<u64>);
     let recorder = Arc::clone(&invocation);
+    let windows = prepared.as_ref().ok().map(|(_, _, parts)| parts.clone());
     let processor = service_fn(move |event: LambdaEvent| {
         let recorder = Arc::clone(&recorder);
+        let windows = windows.clone();
         let shutdown_tx = shutdown_tx.clone();
         async move {
             match event.next {
                 NextEvent::Invoke(invoke) => {
+                    if let Some(parts) = &windows {
+                        parts.flush_metrics();
+                    }
                     let trace = Some(invoke.tracing.value.as_str()).filter(|t| !t.is_empty());
                     recorder.start(invoke.deadline_ms, trace);
                 }
@@ -237,7 +289,7 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
         }
     };
 
-    let (config, listeners) = match prepared {
+    let (config, listeners, parts) = match prepared {
         Ok(prepared) => prepared,
         Err((error_type, message)) => {
             error!(error_type, error = %message, "init failed");
@@ -248,7 +300,7 @@ async fn run_extension(config: Result<Config, ConfigError>) -> i32 {
     announce(&config, &listeners, "extension");
 
     // 4: connect in the background while the function initialises.
-    let sidecar = Sidecar::serve(Arc::clone(&config), listeners, invocation);
+    let sidecar = Sidecar::serve(Arc::clone(&config), parts, listeners, invocation);
     if let Err(message) = sidecar.connect().await {
         let error_type = "Extension.DataSourceInvalid";
         error!(error_type, error = %message, "init failed");

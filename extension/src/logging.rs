@@ -1,5 +1,11 @@
 //! Logging that honours Lambda's `AWS_LAMBDA_LOG_LEVEL` and `AWS_LAMBDA_LOG_FORMAT`, and that
 //! scrubs every registered secret from every line, panics included.
+//!
+//! Every line names its subsystem in its target: `mongo_sidecar::lifecycle` (start-up, events,
+//! shutdown), `mongo_sidecar::http` (requests and connections), `mongo_sidecar::mongo` (the
+//! database), `mongo_sidecar::policy` (denials). At the default level (INFO) a successful request
+//! writes nothing; each request's line (action, namespace, status, error code, µs, documents,
+//! bytes) is at DEBUG.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
@@ -33,7 +39,7 @@ pub fn init() {
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false)
-        .with_target(false);
+        .with_target(true);
     let registry = tracing_subscriber::registry().with(filter);
     if json {
         registry.with(fmt.json().with_current_span(false)).init();

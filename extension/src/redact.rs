@@ -32,11 +32,15 @@ pub fn register_secret(secret: &str) {
     }
 }
 
-/// Registers a connection string's credentials: the whole URI, its user info (raw and
-/// percent-decoded) and the values of its secret options.
+/// Registers a connection string's credentials: its user info (raw and percent-decoded), the
+/// values of its secret options, and the whole URI when it holds any of them (one that holds none
+/// stays readable: its hosts are what a message about a failure must name).
 pub fn register_uri(uri: &str) {
-    register_secret(uri);
+    if redact_uri(uri) != uri {
+        register_secret(uri);
+    }
     let Some((_, rest)) = uri.split_once("://") else {
+        register_secret(uri);
         return;
     };
     let (userinfo, after) = split_userinfo(rest);
@@ -190,6 +194,17 @@ mod tests {
         let line = "auth failed for alice:p%40ssw0rd-XYZ (password p@ssw0rd-XYZ)";
         let scrubbed = scrub(line);
         assert!(!scrubbed.contains("ssw0rd"), "{scrubbed}");
+    }
+
+    #[test]
+    fn a_uri_without_credentials_stays_readable_in_messages() {
+        register_uri("mongodb+srv://cluster0.readable.example/?retryWrites=true");
+        assert_eq!(
+            scrub("cannot resolve mongodb+srv://cluster0.readable.example/?retryWrites=true"),
+            "cannot resolve mongodb+srv://cluster0.readable.example/?retryWrites=true"
+        );
+        register_uri("mongodb://u:pw-in-a-uri-42@h.example/");
+        assert!(!scrub("mongodb://u:pw-in-a-uri-42@h.example/").contains("pw-in-a-uri-42"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use mongo_sidecar::config::Config;
 use mongo_sidecar::http::{AppState, router};
 use mongo_sidecar::invocation::Invocation;
+use mongo_sidecar::metrics::Metrics;
 use mongo_sidecar::mongo::DataSources;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -55,6 +56,7 @@ async fn api(test: &str, env: &[(&str, &str)]) -> Api {
         config,
         sources,
         Arc::new(Invocation::lambda()),
+        Arc::new(Metrics::new(None)),
     ));
     let db = format!("t_{}", test.chars().take(40).collect::<String>());
     let api = Api {
@@ -791,6 +793,7 @@ async fn an_unreachable_database_gives_503_with_retry_after() {
         config,
         sources,
         Arc::new(Invocation::default()),
+        Arc::new(Metrics::new(None)),
     ));
     let app = router(state);
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -170,8 +170,9 @@ def test_shutdown_lets_an_in_flight_request_finish_then_exits(environment, ferre
     assert b"insertedId" in response
     assert mongo[database]["drain"].count_documents({"marker": marker}) == 1
     result = stopped["result"]
+    # A whole answer is proof the process was there to send it; comparing two clocks read by two
+    # threads on a loaded machine is not.
     assert result.extension_exited_by_itself, result
-    assert result.extension_exit_ms >= answered_ms - 5, "the process exited before answering"
     record_timing("in-flight answered after SHUTDOWN", answered_ms)
     record_timing("SHUTDOWN -> exit (1 in flight)", result.extension_exit_ms)
 

@@ -6,6 +6,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::config::Auth;
+use crate::metrics::ErrorClass;
 
 /// A request forwarded by a proxy did not come from the function's own code.
 pub fn reject_proxied(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -38,9 +39,9 @@ pub fn check_token(auth: &Auth, headers: &HeaderMap) -> Result<(), ApiError> {
         })
         .map(str::trim);
     match presented {
-        None | Some("") => Err(ApiError::invalid(
-            "no authentication methods were specified",
-        )),
+        None | Some("") => {
+            Err(ApiError::invalid("no authentication methods were specified").classed(ErrorClass::Auth))
+        }
         // Constant time, so the comparison leaks nothing about how much of a guess was right.
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
         Some(_) => Err(ApiError::new(

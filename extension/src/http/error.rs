@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bson::RawDocumentBuf;
 use serde_json::{Map, Value, json};
 
+use crate::metrics::ErrorClass;
 use crate::mongo::UnknownDataSource;
 use crate::mongo::error::{
     BulkFailure, MAX_TIME_EXPIRED, OpError, ServerError, Unknown, WriteConcernFailure,
@@ -24,6 +25,8 @@ pub struct ApiError {
     /// applied write did apply.
     /// Boxed: most errors have none, and errors travel in every `Result` of the request path.
     pub extra: Option<Box<Map<String, Value>>>,
+    /// The metrics' class, where the code alone does not tell (see [`ApiError::class`]).
+    class: Option<ErrorClass>,
 }
 
 impl ApiError {
@@ -34,6 +37,31 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             extra: None,
+            class: None,
+        }
+    }
+
+    /// Sets the metrics' class (a missing token is an `InvalidParameter`, but an auth error).
+    pub fn classed(mut self, class: ErrorClass) -> Self {
+        self.class = Some(class);
+        self
+    }
+
+    /// The class the metrics count this error in.
+    pub fn class(&self) -> ErrorClass {
+        if let Some(class) = self.class {
+            return class;
+        }
+        match self.error_code {
+            "InvalidSession" | "Unauthorized" => ErrorClass::Auth,
+            "Forbidden" => ErrorClass::Policy,
+            "Overloaded" => ErrorClass::Overload,
+            "OperationTimedOut" | "RequestTimeout" => ErrorClass::Timeout,
+            "WriteOutcomeUnknown" if self.status == StatusCode::GATEWAY_TIMEOUT => {
+                ErrorClass::Timeout
+            }
+            _ if self.status.is_server_error() => ErrorClass::Database,
+            _ => ErrorClass::Client,
         }
     }
 

@@ -26,6 +26,7 @@ pub use server::{Listeners, serve};
 
 use crate::config::Config;
 use crate::invocation::Invocation;
+use crate::metrics::Metrics;
 use crate::mongo::DataSources;
 use error::ApiError;
 
@@ -33,6 +34,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub sources: Arc<DataSources>,
     pub invocation: Arc<Invocation>,
+    pub metrics: Arc<Metrics>,
     /// Requests in flight beyond this are shed with a 503, never queued without bound. A
     /// streamed answer holds its permit until its last chunk (which is why this is not tower's
     /// concurrency limit: that one lets go when the response head is ready).
@@ -45,12 +47,14 @@ impl AppState {
         config: Arc<Config>,
         sources: Arc<DataSources>,
         invocation: Arc<Invocation>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(config.limits.max_concurrency)),
             config,
             sources,
             invocation,
+            metrics,
             started: std::time::Instant::now(),
         }
     }
@@ -70,6 +74,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/action/{action}", post(action))
         .route(
             "/app/{app_id}/endpoint/data/v1/action/{action}",
@@ -111,9 +116,26 @@ async fn method_not_allowed() -> Response {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
-        "method not allowed: actions take POST, /health takes GET",
+        "method not allowed: actions take POST, /health and /metrics take GET",
     )
     .into_response()
+}
+
+/// `GET /metrics`: the Prometheus text exposition, behind the token unless
+/// `MONGO_SIDECAR_METRICS_PUBLIC=true`.
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !state.config.metrics.public {
+        if let Err(err) = auth::check_token(&state.config.auth, &headers) {
+            return err.into_response();
+        }
+    }
+    let body = state.metrics.prometheus(&state.sources);
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// `GET /health`: each data source's state as its keeper last found it, and its pool; 200 when

@@ -15,14 +15,17 @@ use super::decode::decode;
 use super::error::ApiError;
 use super::request;
 use super::respond::{self, Sent};
-use crate::mongo::Budget;
+use crate::metrics::{ErrorClass, Sample};
 use crate::mongo::ops::Action;
+use crate::mongo::{Budget, DataSource};
 use crate::mongo::trace::Trace;
 
-/// What the log line and `Server-Timing` say about one request.
+/// What the log line, the metrics and `Server-Timing` say about one request.
 #[derive(Default)]
 struct Report {
+    action: Option<Action>,
     namespace: Option<String>,
+    source: Option<Arc<DataSource>>,
     sent: Sent,
     /// Time in the data source's `execute` (waits for connections included).
     db: Duration,
@@ -37,16 +40,30 @@ pub async fn serve(state: &AppState, action: &str, headers: &HeaderMap, body: Bo
         .scope(run(state, action, headers, body, &mut report))
         .await;
     let total = started.elapsed();
-    let mut response = match result {
+    let (mut response, error) = match result {
         Ok(response) => {
             tracing::debug!(target: "mongo_sidecar::http", action, namespace = report.namespace.as_deref(), status = response.status().as_u16(), elapsed_us = total.as_micros() as u64, documents = report.sent.documents, bytes = report.sent.bytes, "served");
-            response
+            (response, None)
         }
         Err(err) => {
             log_failure(action, &report, &err, total);
-            err.into_response()
+            let class = err.class();
+            (err.into_response(), Some(class))
         }
     };
+    state.metrics.record(&Sample {
+        action: report.action.map_or("unknown", Action::name),
+        data_source: report
+            .source
+            .as_ref()
+            .or_else(|| state.sources.all().first())
+            .map_or("", |s| s.name.as_str()),
+        status: response.status().as_u16(),
+        error,
+        elapsed: total,
+        documents: report.sent.documents,
+        bytes: report.sent.bytes,
+    });
     let timing = server_timing(
         trace.waited(),
         report.db.saturating_sub(trace.waited()),
@@ -65,13 +82,14 @@ async fn run(
     body: Body,
     report: &mut Report,
 ) -> Result<Response, ApiError> {
+    report.action = Action::from_name(action);
     // Who may call, and whether there is room: before anything is read.
     auth::reject_proxied(headers)?;
     auth::check_token(&state.config.auth, headers)?;
     let permit = state.admit()?;
 
     // What is asked, and in which format.
-    let action = Action::from_name(action).ok_or_else(|| unknown_action(action))?;
+    let action = report.action.ok_or_else(|| unknown_action(action))?;
     request::check_content_type(headers)?;
     let format = request::response_format(headers);
     let limits = &state.config.limits;
@@ -95,6 +113,7 @@ async fn run(
         invocation_deadline,
     )?;
     let source = state.sources.select(request.data_source.as_deref())?;
+    report.source = Some(Arc::clone(source));
 
     let started = Instant::now();
     let outcome = source
@@ -158,6 +177,8 @@ fn log_failure(action: &str, report: &Report, err: &ApiError, total: Duration) {
     let status = err.status.as_u16();
     if err.status.is_server_error() {
         tracing::warn!(target: "mongo_sidecar::http", action, namespace, status, error_code = err.error_code, error = %err.message, elapsed_us, "failed");
+    } else if err.class() == ErrorClass::Policy {
+        tracing::debug!(target: "mongo_sidecar::policy", action, namespace, status, error_code = err.error_code, error = %err.message, elapsed_us, "denied");
     } else {
         tracing::debug!(target: "mongo_sidecar::http", action, namespace, status, error_code = err.error_code, error = %err.message, elapsed_us, "rejected");
     }

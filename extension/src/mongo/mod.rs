@@ -31,7 +31,7 @@ pub use client::{
     CONNECT_TIMEOUT, MAX_IDLE_TIME, MAX_POOL_SIZE, MIN_POOL_SIZE, SERVER_SELECTION_TIMEOUT,
 };
 pub use error::OpError;
-pub use pool::PoolFigures;
+pub use pool::{PoolFigures, PoolWindow};
 pub use run::{Budget, DocumentStream, Outcome};
 
 use crate::config::{Config, same_source_name};
@@ -140,6 +140,11 @@ impl DataSource {
             },
             pool: self.pool.figures(limits),
         }
+    }
+
+    /// The pool's figures for the metrics window that ends now.
+    pub fn take_pool_window(&self) -> PoolWindow {
+        self.pool.take_window()
     }
 
     /// Runs an operation: waits for readiness and revalidates within the budget, runs it, and

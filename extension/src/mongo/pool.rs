@@ -26,6 +26,20 @@ pub struct PoolStats {
     /// Check-outs that waited (see [`WAITED_CHECKOUT`]), and the longest wait, in µs.
     waited: AtomicU64,
     longest_wait_us: AtomicU64,
+    /// The same since the last [`PoolStats::take_window`], and the most connections checked
+    /// out at once.
+    window_waited: AtomicU64,
+    window_longest_wait_us: AtomicU64,
+    window_peak_in_use: AtomicI64,
+}
+
+/// The pool in one metrics window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolWindow {
+    pub open: i64,
+    pub peak_in_use: i64,
+    pub waited: u64,
+    pub longest_wait_us: u64,
 }
 
 /// The pool's figures at one moment, as `/health` shows them.
@@ -59,26 +73,45 @@ impl PoolStats {
             CmapEvent::ConnectionCheckoutStarted(_) => trace::record(PoolStep::CheckoutStarted),
             CmapEvent::ConnectionCheckedOut(e) => {
                 trace::record(PoolStep::CheckedOut);
-                self.mark(e.connection_id, true);
+                let in_use = self.mark(e.connection_id, true);
+                self.window_peak_in_use.fetch_max(in_use, Ordering::Relaxed);
                 if e.duration >= WAITED_CHECKOUT {
+                    let us = e.duration.as_micros() as u64;
                     self.waited.fetch_add(1, Ordering::Relaxed);
-                    self.longest_wait_us
-                        .fetch_max(e.duration.as_micros() as u64, Ordering::Relaxed);
+                    self.longest_wait_us.fetch_max(us, Ordering::Relaxed);
+                    self.window_waited.fetch_add(1, Ordering::Relaxed);
+                    self.window_longest_wait_us.fetch_max(us, Ordering::Relaxed);
                 }
             }
             CmapEvent::ConnectionCheckoutFailed(_) => trace::record(PoolStep::CheckoutFailed),
-            CmapEvent::ConnectionCheckedIn(e) => self.mark(e.connection_id, false),
+            CmapEvent::ConnectionCheckedIn(e) => {
+                self.mark(e.connection_id, false);
+            }
             _ => {}
         }
     }
 
-    fn mark(&self, connection_id: u32, out: bool) {
-        if let Ok(mut set) = self.checked_out.lock() {
-            if out {
-                set.insert(connection_id);
-            } else {
-                set.remove(&connection_id);
-            }
+    /// Marks a connection checked out or in; returns how many are checked out now.
+    fn mark(&self, connection_id: u32, out: bool) -> i64 {
+        let Ok(mut set) = self.checked_out.lock() else {
+            return 0;
+        };
+        if out {
+            set.insert(connection_id);
+        } else {
+            set.remove(&connection_id);
+        }
+        set.len() as i64
+    }
+
+    /// The window's figures, and a new window.
+    pub fn take_window(&self) -> PoolWindow {
+        let in_use = self.checked_out.lock().map_or(0, |set| set.len() as i64);
+        PoolWindow {
+            open: self.open.load(Ordering::Relaxed),
+            peak_in_use: self.window_peak_in_use.swap(in_use, Ordering::Relaxed).max(in_use),
+            waited: self.window_waited.swap(0, Ordering::Relaxed),
+            longest_wait_us: self.window_longest_wait_us.swap(0, Ordering::Relaxed),
         }
     }
 
