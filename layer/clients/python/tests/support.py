@@ -243,8 +243,8 @@ def _reset(conn):
 
 class DroppingServer(_SocketServer):
     """Answers the first request on each connection and resets the connection when a second
-    arrives on it, without answering: what the sidecar does to a connection that sat idle past
-    its header timeout. ``drop_first``: reset at the first request instead. ``cut_second``: start
+    arrives on it, without answering: a sidecar that closes a kept-alive connection just as a
+    request goes out on it (it stopped, or restarted). ``drop_first``: reset at the first request instead. ``cut_second``: start
     answering the second request, then close mid-body ("close") or reset the connection ("reset")."""
 
     def __init__(self, drop_first=False, cut_second=None):
