@@ -151,13 +151,14 @@ function pathOf(action) {
  */
 async function callAction(settings, action, body) {
   const payload = ejson.stringify(body);
-  const headers = {
-    'Content-Type': 'application/json',
-    Accept: 'application/ejson',
-    'Content-Length': Buffer.byteLength(payload),
-  };
+  const headers = [
+    'Host', settings.target.socketPath ? 'localhost' : `${settings.target.host}:${settings.target.port}`,
+    'Content-Type', 'application/json',
+    'Accept', 'application/ejson',
+    'Content-Length', String(Buffer.byteLength(payload)),
+  ];
   const token = tokenFor(settings);
-  if (token) headers.apiKey = token;
+  if (token) headers.push('apiKey', token);
   const path = pathOf(action);
   const write = WRITE_ACTIONS.has(action);
   const send = () => exchange(settings.target, 'POST', path, headers, payload, settings.timeoutMs, write);
