@@ -104,15 +104,19 @@ def _check_int64(value):
         _check_int64(value.scope)
 
 
+# One encoder for every call (json.dumps with options builds a new one each time).
+_ENCODER = json.JSONEncoder(default=_encode, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value) -> str:
     """A Python value as Extended JSON text."""
     try:
-        text = json.dumps(value, default=_encode, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except ValueError as err:
         if "Out of range float" not in str(err):
             raise
         # Rare: a NaN or an infinity somewhere. Only then pay for a second walk.
-        text = json.dumps(_non_finite(value), default=_encode, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(_non_finite(value))
     if _LONG_DIGITS.search(text):
         _check_int64(value)  # rare too: only when the text has a number (or string) that long
     return text
