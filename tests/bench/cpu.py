@@ -37,7 +37,7 @@ def findone_request(ctx: Context) -> bytes:
 def _per_request(pid: int, target: Target, request: bytes, count: int, database_pid: int | None) -> dict:
     """CPU per request of the server `pid` (and of FerretDB, and of this client) over `count`
     sequential requests, after a warm-up."""
-    sequential(target, request, WARMUP_REQUESTS)
+    sequential(target, request, min(WARMUP_REQUESTS, count))
     server_before = cpu_times(pid)
     database_before = cpu_seconds(database_pid) if database_pid else None
     client_before = time.process_time()
