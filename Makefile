@@ -169,8 +169,9 @@ test: tools layer ## Install tools, build the layer, run every test suite, print
 $(filter-out test-lint,$(TEST_SUITES)): tools layer
 
 .PHONY: test-lint
-test-lint: ## cargo fmt --check and cargo clippy -D warnings
-	@$(call run_suite,cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
+test-lint: ## cargo fmt --check and cargo clippy -D warnings (and fmt of the benchmark's echo server)
+	@$(call run_suite,cargo fmt --all -- --check && cargo fmt --manifest-path tests/bench/echo/Cargo.toml -- --check \
+		&& cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
 
 .PHONY: test-rust
 test-rust: ## Rust unit and property tests, and the API against FerretDB over plain TCP, then over TLS
