@@ -9,7 +9,6 @@ from pathlib import Path
 
 from harness import REPO_ROOT, TOOLS_DIR, HarnessError
 from harness.ferretdb import FerretDB
-from harness.node_driver import node_driver  # noqa: F401 - used by the sections through this module
 from harness.sidecar import Sidecar
 from pymongo import MongoClient
 

@@ -11,15 +11,16 @@ times each operation itself.
 """
 
 import json
-import os
 import select
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from harness.node_driver import node_driver
+
 from . import data
-from .context import BENCH_SRC, TOKEN, Context, node, node_driver
+from .context import BENCH_SRC, TOKEN, Context, node
 from .proc import cpu_seconds
 from .report import Goal, Section
 from .stats import median, ratio
