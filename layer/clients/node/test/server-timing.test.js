@@ -8,6 +8,7 @@ const { after, test } = require('node:test');
 const { MongoSidecar } = require('../index');
 const { parseServerTiming } = require('../lib/errors');
 const { agent } = require('../lib/transport');
+const { startSidecar } = require('../test-support/sidecar');
 const { rejection, scriptedServer } = require('../test-support/servers');
 
 after(() => agent.destroy());
@@ -61,5 +62,20 @@ test('an error carries its answer\'s timing', async () => {
     assert.deepEqual(err.serverTiming, { db: 0.3, total: 0.4 });
   } finally {
     server.close();
+  }
+});
+
+test('the sidecar sends a timing that the client reads', async () => {
+  const sidecar = await startSidecar();
+  try {
+    const seen = [];
+    const client = new MongoSidecar({ port: sidecar.port, token: sidecar.token, onServerTiming: (t) => seen.push(t) });
+    await client.db('client_node').collection('timing').findOne({});
+    assert.equal(seen.length, 1);
+    const [{ queue, db, total }] = seen;
+    assert.deepEqual(Object.keys(seen[0]).sort(), ['db', 'queue', 'total']);
+    assert.ok(queue >= 0 && db > 0 && db <= total, JSON.stringify(seen[0]));
+  } finally {
+    assert.equal(await sidecar.stop(), 0);
   }
 });

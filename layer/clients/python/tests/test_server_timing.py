@@ -66,3 +66,10 @@ def test_an_error_carries_its_answers_timing(scripted):
     with pytest.raises(MongoSidecarError) as caught:
         MongoSidecar(port=server.port, token="t").db("d").collection("c").insert_one({"_id": 1})
     assert caught.value.server_timing == {"db": 0.3, "total": 0.4}
+
+
+def test_the_sidecar_sends_a_timing_that_the_client_reads(client):
+    client.db("client_py").collection("timing").find_one({})
+    timing = client.last_server_timing
+    assert set(timing) == {"queue", "db", "total"}
+    assert 0 <= timing["queue"] and 0 < timing["db"] <= timing["total"]
