@@ -225,7 +225,9 @@ def comparison_table(scenario: Scenario, results: dict[str, dict]) -> list[str]:
                 if key == "p50":
                     cell += f" ({(r['p50'] - driver['p50']) * scale:+,.{0 if scale == 1 else 1}f} {unit})"
                 else:
-                    cell += f" ({ratio(r['environment'], driver['environment']):.2f}×)"
+                    # None when the driver's turns spent less than a clock tick (a smoke run).
+                    times = ratio(r["environment"], driver["environment"])
+                    cell += f" ({times:.2f}×)" if times is not None else " (n/a)"
             cells.append(f"**{cell}**" if key == "environment" else cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
