@@ -140,10 +140,10 @@ publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the laye
 # suite failed.
 
 TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security \
-	test-faults test-observability test-deploy test-reliability
+	test-faults test-observability test-deploy test-reliability bench-smoke
 
-# Lines that close a runner's output: cargo test, pytest, node --test, the lint step.
-SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: 
+# Lines that close a runner's output: cargo test, pytest, node --test, the lint step, the benchmark.
+SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: |^bench: 
 
 # run_suite(command), in a test-NAME recipe: run the command, tee its output to the suite's log,
 # keep its summary lines and its status for `make test`.
@@ -169,8 +169,9 @@ test: tools layer ## Install tools, build the layer, run every test suite, print
 $(filter-out test-lint,$(TEST_SUITES)): tools layer
 
 .PHONY: test-lint
-test-lint: ## cargo fmt --check and cargo clippy -D warnings
-	@$(call run_suite,cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
+test-lint: ## cargo fmt --check and cargo clippy -D warnings (and fmt of the benchmark's echo server)
+	@$(call run_suite,cargo fmt --all -- --check && cargo fmt --manifest-path tests/bench/echo/Cargo.toml -- --check \
+		&& cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
 
 .PHONY: test-rust
 test-rust: ## Rust unit and property tests, and the API against FerretDB over plain TCP, then over TLS
@@ -233,9 +234,26 @@ soak: tools layer ## SOAK_SECONDS (600) of mixed reads, writes and streamed find
 
 # ---------------------------------------------------------------------------------------------
 
+# The bare hyper echo server the benchmark measures the sidecar's CPU against: its own small cargo
+# workspace, built with the extension's release profile.
+BENCH_ECHO := target/bench-echo/release/bench-echo
+
+$(BENCH_ECHO): tests/bench/echo/Cargo.toml tests/bench/echo/Cargo.lock tests/bench/echo/src/main.rs
+	@$(call need,cargo,Install Rust with rustup.)
+	cargo build --release --locked --quiet --manifest-path tests/bench/echo/Cargo.toml --target-dir target/bench-echo
+
+.PHONY: bench-echo
+bench-echo: $(BENCH_ECHO) ## Build the bare hyper echo server the benchmark compares the sidecar with
+
+BENCH := $(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m bench
+
 .PHONY: bench
-bench: tools layer ## The benchmark: sizes, start-up, latency, CPU per request, memory, cold start (BENCH_ARGS=--quick)
-	$(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m bench $(BENCH_ARGS)
+bench: tools layer $(BENCH_ECHO) ## The benchmark: per-operation CPU and latency against the drivers, sizes, memory, start-up (BENCH_ARGS=--quick)
+	$(BENCH) $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: $(BENCH_ECHO) ## Every benchmark section with tiny workloads (under a minute): fails only if a figure cannot be measured
+	@$(call run_suite,$(BENCH) --smoke)
 
 FUZZ_SECONDS ?= 60
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from harness import TOOLS_DIR
 
-from .context import BENCH_OUT, Context, node, node_driver
+from harness.node_driver import node_driver
+
+from .context import BENCH_OUT, Context, node
 from .report import Section
 from .stats import median
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from harness import REPO_ROOT, TOOLS_DIR, HarnessError
 from harness.ferretdb import FerretDB
-from harness.node_driver import node_driver  # noqa: F401 - used by the sections through this module
 from harness.sidecar import Sidecar
 from pymongo import MongoClient
 
@@ -30,16 +29,20 @@ BINARY_CANDIDATES = [
 
 @dataclass
 class Workload:
-    """How much each section does. `--quick` takes the second value of each pair."""
+    """How much each section does: the full run's sizes; `quick()` and `smoke()` are smaller."""
 
     startup_runs: int = 20  # standalone start-ups, after 2 warm-ups
-    latency_requests: int = 3000  # sequential findOne per path
-    latency_warmup: int = 300
+    rounds: int = 2  # environment section: the paths take turns this many times per scenario
+    findone_requests: int = 3000  # sequential findOne per path and round
+    findone_warmup: int = 300
+    find_requests: int = 30  # find of 1,000 documents per path and round
+    find_warmup: int = 3
+    write_requests: int = 1000  # insertOne, and updateOne, per path and round
+    write_warmup: int = 100
     cpu_requests: int = 20000  # findOne per transport for the sidecar's CPU per request
     concurrent_clients: int = 32
     concurrent_seconds: float = 4.0
     stream_documents: int = 100_000  # ~500 B each: ~50 MB
-    large_iterations: int = 60  # find of 1,000 documents, per path
     coldstart_runs: int = 20  # per command, after 2 warm-ups, alternating
     lambda_environments: int = 5
     lambda_warm_invocations: int = 20
@@ -47,10 +50,20 @@ class Workload:
 
     @classmethod
     def quick(cls) -> "Workload":
-        return cls(startup_runs=5, latency_requests=500, latency_warmup=100, cpu_requests=3000,
-                   concurrent_seconds=1.0, stream_documents=20_000, large_iterations=10,
-                   coldstart_runs=5, lambda_environments=2, lambda_warm_invocations=5,
+        """About two minutes: figures good enough to compare two builds roughly."""
+        return cls(startup_runs=5, findone_requests=1000, findone_warmup=100, find_requests=10,
+                   write_requests=300, write_warmup=30, cpu_requests=5000, concurrent_seconds=1.0,
+                   stream_documents=20_000, coldstart_runs=5, lambda_environments=2, lambda_warm_invocations=5,
                    callgrind_requests=500)
+
+    @classmethod
+    def smoke(cls) -> "Workload":
+        """Every code path with tiny workloads (`make bench-smoke`): it proves the benchmark still
+        measures everything; its figures mean nothing."""
+        return cls(startup_runs=1, findone_requests=30, findone_warmup=5, find_requests=2, find_warmup=1,
+                   write_requests=20, write_warmup=2, cpu_requests=200,
+                   concurrent_seconds=0.3, stream_documents=2000, coldstart_runs=1, lambda_environments=1,
+                   lambda_warm_invocations=2, callgrind_requests=50)
 
     def override(self, assignments: list[str]) -> "Workload":
         """Applies NAME=VALUE pairs (--set latency_requests=10000)."""
@@ -90,21 +103,23 @@ def binary_kind(path: Path) -> str:
 
 
 class Context:
-    def __init__(self, workload: Workload, binary: Path, db: FerretDB, layer: Path, quick: bool):
+    def __init__(self, workload: Workload, binary: Path, db: FerretDB, layer: Path):
         self.workload = workload
         self.binary = binary
         self.db = db
         self.layer = layer  # laid out like /opt: extensions/, nodejs/node_modules/, python/
-        self.quick = quick
         self.scratch = Path(tempfile.mkdtemp(prefix="mongo-sidecar-bench-"))
         self._sockets = 0
         self.mongo = MongoClient(db.uri)
-        self.small_id: str | None = None  # a document of data.SMALL
+        self.small_sku: str | None = None  # what findOne and updateOne look for in data.SMALL
         self.stream_count = 0
 
     def fill(self) -> None:
         """The small and large collections every read section uses."""
-        self.small_id = str(data.fill(self.mongo, data.SMALL, 100, data.SMALL_BYTES)[50])
+        data.fill(self.mongo, data.SMALL, data.SMALL_COUNT, data.SMALL_BYTES)
+        # FerretDB (SQLite) pushes down only _id: a filter on another field scans in insertion
+        # order, so the first document keeps the database's share as small as a lookup by _id.
+        self.small_sku = data.sku(0)
         data.fill(self.mongo, data.LARGE, data.LARGE_COUNT, data.LARGE_BYTES)
 
     def fill_stream(self, count: int) -> None:
@@ -132,6 +147,16 @@ class Context:
     def close(self) -> None:
         self.mongo.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+#: Built by `make bench-echo` (cargo, its own workspace under tests/bench/echo).
+ECHO_BINARY = REPO_ROOT / "target" / "bench-echo" / "release" / "bench-echo"
+
+
+def echo_binary() -> Path:
+    if not os.access(ECHO_BINARY, os.X_OK):
+        raise HarnessError(f"{ECHO_BINARY} not found: run `make bench-echo`")
+    return ECHO_BINARY
 
 
 def node() -> str:

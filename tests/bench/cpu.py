@@ -1,5 +1,6 @@
 """4. The sidecar's own CPU per findOne: N requests from the cheapest keep-alive client
-(rawhttp, one request in flight), with the sidecar's utime+stime read from /proc before and after.
+(rawhttp, one request in flight), with the sidecar's utime+stime read from /proc before and after;
+next to the floor, a bare hyper echo server (tests/bench/echo) measured the same way, in turns.
 
 And, with --callgrind, instructions per request under valgrind's callgrind for a fixed workload:
 slow, but the same count on a busy machine as on a quiet one.
@@ -11,38 +12,44 @@ import shutil
 import subprocess
 import time
 
-from harness.procs import free_port
+from pathlib import Path
+
+from harness.procs import free_port, terminate, wait_for_port
 
 from . import data
-from .context import BENCH_OUT, TOKEN, Context
+from .context import BENCH_OUT, TOKEN, Context, echo_binary
 from .proc import cpu_seconds, cpu_times
 from .rawhttp import Target, post, sequential
 from .report import Goal, Section
+from .stats import ratio
 
 CPU_GOAL_US = 40.0
+ECHO_RATIO_GOAL = 1.5
 WARMUP_REQUESTS = 500
+ROUNDS = 2
 
 
 def findone_request(ctx: Context) -> bytes:
-    body = {"database": data.DATABASE, "collection": data.SMALL, "filter": {"_id": {"$oid": ctx.small_id}}}
+    body = {"database": data.DATABASE, "collection": data.SMALL, "filter": {"sku": ctx.small_sku}}
     return post("/action/findOne", body, TOKEN)
 
 
-def _per_request(ctx: Context, pid: int, target: Target, request: bytes, count: int,
-                 database_pid: int | None) -> dict:
-    sequential(target, request, WARMUP_REQUESTS)
-    sidecar_before = cpu_times(pid)
+def _per_request(pid: int, target: Target, request: bytes, count: int, database_pid: int | None) -> dict:
+    """CPU per request of the server `pid` (and of FerretDB, and of this client) over `count`
+    sequential requests, after a warm-up."""
+    sequential(target, request, min(WARMUP_REQUESTS, count))
+    server_before = cpu_times(pid)
     database_before = cpu_seconds(database_pid) if database_pid else None
     client_before = time.process_time()
     result = sequential(target, request, count)
     client_cpu = time.process_time() - client_before
-    user, system = (after - before for after, before in zip(cpu_times(pid), sidecar_before))
+    user, system = (after - before for after, before in zip(cpu_times(pid), server_before))
     if result["other"]:
         raise RuntimeError(f"non-200 answers: {result['other']}")
     out = {
-        "sidecar_cpu_us": (user + system) / count * 1e6,
-        "sidecar_user_us": user / count * 1e6,
-        "sidecar_system_us": system / count * 1e6,
+        "cpu_us": (user + system) / count * 1e6,
+        "user_us": user / count * 1e6,
+        "system_us": system / count * 1e6,
         "client_cpu_us": client_cpu / count * 1e6,
         "wall_us": result["seconds"] / count * 1e6,
         "requests_per_s": count / result["seconds"],
@@ -53,21 +60,59 @@ def _per_request(ctx: Context, pid: int, target: Target, request: bytes, count: 
     return out
 
 
+def _pooled(turns: list[dict]) -> dict:
+    """Turns of the same server summed: CPU per request over all of them."""
+    n = sum(t["requests"] for t in turns)
+    pooled = {k: sum(t[k] * t["requests"] for t in turns) / n for k in turns[0] if k.endswith("_us")}
+    return pooled | {"requests": n, "turns": turns}
+
+
+class EchoServer:
+    """The bare hyper echo server (tests/bench/echo), on a free port, while in `with`."""
+
+    def __init__(self, binary: Path):
+        self.port = free_port()
+        self.proc = subprocess.Popen([str(binary), str(self.port)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> "EchoServer":
+        try:
+            wait_for_port(self.port, 10, self.proc)
+        except Exception:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        terminate(self.proc, 5)
+        self.proc.stderr.close()
+
+
 def run(ctx: Context, section: Section) -> None:
     request = findone_request(ctx)
-    count = ctx.workload.cpu_requests
+    per_turn = max(1, ctx.workload.cpu_requests // ROUNDS)
     database_pid = ctx.db._proc.pid if getattr(ctx.db, "_proc", None) else None  # FerretDB's own CPU, for scale
-    with ctx.sidecar() as sidecar:
-        targets = {"TCP": Target(port=sidecar.port), "Unix socket": Target(unix_path=sidecar.env["MONGO_SIDECAR_SOCKET"])}
-        for name, target in targets.items():
-            m = _per_request(ctx, sidecar.pid(), target, request, count, database_pid)
-            section.details[name] = m
-            note = (f"user {m['sidecar_user_us']:.0f} + system {m['sidecar_system_us']:.0f} µs; {count:,} requests; "
-                    f"wall {m['wall_us']:.0f} µs/req")
-            if "database_cpu_us" in m:
-                note += f"; FerretDB {m['database_cpu_us']:.0f} µs, this client {m['client_cpu_us']:.0f} µs"
-            section.add(f"sidecar CPU per findOne, {name}", m["sidecar_cpu_us"], "µs", Goal(CPU_GOAL_US), note=note)
-    section.details["baseline"] = "prototype ~101 µs; minimal axum echo 25-34 µs"
+    turns: dict[str, list[dict]] = {"TCP": [], "Unix socket": [], "echo": []}
+    with ctx.sidecar() as sidecar, EchoServer(echo_binary()) as echo:
+        servers = {"TCP": (sidecar.pid(), Target(port=sidecar.port), database_pid),
+                   "Unix socket": (sidecar.pid(), Target(unix_path=sidecar.env["MONGO_SIDECAR_SOCKET"]), database_pid),
+                   "echo": (echo.proc.pid, Target(port=echo.port), None)}
+        for _ in range(ROUNDS):  # alternating, so that a burst of load falls on all three alike
+            for name, (pid, target, db_pid) in servers.items():
+                turns[name].append(_per_request(pid, target, request, per_turn, db_pid))
+    figures = {name: _pooled(t) for name, t in turns.items()}
+    section.details.update(figures)
+    echo_us = figures["echo"]["cpu_us"]
+    for name in ("TCP", "Unix socket"):
+        m = figures[name]
+        note = (f"user {m['user_us']:.0f} + system {m['system_us']:.0f} µs; {m['requests']:,} requests; "
+                f"wall {m['wall_us']:.0f} µs/req; FerretDB {m.get('database_cpu_us', 0):.0f} µs, "
+                f"this client {m['client_cpu_us']:.0f} µs")
+        section.add(f"sidecar CPU per findOne, {name}", m["cpu_us"], "µs", Goal(CPU_GOAL_US), note=note)
+    section.add("bare hyper echo server CPU per request, TCP", echo_us, "µs",
+                note=f"the same client and request; wall {figures['echo']['wall_us']:.0f} µs/req")
+    section.add("sidecar CPU per findOne / bare hyper echo server, TCP", ratio(figures["TCP"]["cpu_us"], echo_us),
+                "×", Goal(ECHO_RATIO_GOAL), note=f"{figures['TCP']['cpu_us'] - echo_us:+.0f} µs over the echo")
 
 
 # --- callgrind ---------------------------------------------------------------------------------

@@ -10,14 +10,19 @@ import bson
 from pymongo import MongoClient
 
 DATABASE = "bench"
-SMALL = "small"  # findOne by _id: documents of ~200 B
+SMALL = "small"  # findOne and updateOne by sku: documents of ~200 B
 LARGE = "large"  # find of 1,000 documents of ~500 B
 STREAM = "stream"  # one find of everything: 100,000 documents of ~500 B (~50 MB)
 
+SMALL_COUNT = 100
 SMALL_BYTES = 200
 LARGE_BYTES = 500
 LARGE_COUNT = 1000
 INSERT_BATCH = 1000
+
+
+def sku(seq: int) -> str:
+    return f"SKU-{seq:08d}"
 
 
 def item(seq: int, size: int) -> dict:
@@ -26,7 +31,7 @@ def item(seq: int, size: int) -> dict:
     doc = {
         "_id": bson.ObjectId(),
         "seq": seq,
-        "sku": f"SKU-{seq:08d}",
+        "sku": sku(seq),
         "name": f"item number {seq}",
         "price": 10 + (seq % 400) / 4,
         "tags": ["kitchen", "tea"] if seq % 2 else ["garden"],

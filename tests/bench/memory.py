@@ -16,6 +16,8 @@ from .rawhttp import Target, concurrent, sequential
 from .report import Goal, Section
 
 STREAM_GROWTH_GOAL_MIB = 16
+IDLE_GOAL_MIB = 8
+UNDER_LOAD_GOAL_MIB = 12
 SETTLE_S = 0.5
 READ_BYTES = 64 * 1024
 
@@ -25,7 +27,8 @@ def _idle_and_concurrent(ctx: Context, section: Section) -> None:
     with ctx.sidecar(unix_socket=False) as sidecar:
         time.sleep(SETTLE_S)
         idle = memory_kib(sidecar.pid())
-        section.add("RSS idle after start", mib(idle["VmRSS"]), "MiB", note="prototype 7.5 MiB; axum echo 3-6 MiB")
+        section.add("RSS idle after start", mib(idle["VmRSS"]), "MiB", Goal(IDLE_GOAL_MIB),
+                    note="prototype 7.5 MiB; axum echo 3-6 MiB")
         target = Target(port=sidecar.port)
         request = findone_request(ctx)
         sequential(target, request, 100)
@@ -38,7 +41,7 @@ def _idle_and_concurrent(ctx: Context, section: Section) -> None:
     if load["other"]:
         note += f"; other answers {load['other']}"
     section.add(f"peak RSS (VmHWM) under {w.concurrent_clients} concurrent clients", mib(peak["VmHWM"]), "MiB",
-                note=note + "; prototype 10.1 MiB")
+                Goal(UNDER_LOAD_GOAL_MIB), note=note + "; prototype 10.1 MiB")
     section.add("RSS after the load, settled", mib(after["VmRSS"]), "MiB")
     section.details.update(idle_kib=idle, under_load_kib=peak, after_load_kib=after, load=load)
 

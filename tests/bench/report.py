@@ -14,18 +14,22 @@ from pathlib import Path
 
 @dataclass
 class Goal:
-    """`value <= limit` (or >=). `text` is how the README states it."""
+    """`value <= limit` (or >=; < or > when `strict`)."""
 
     limit: float
     at_most: bool = True
+    strict: bool = False
 
     def met(self, value: float | None) -> bool | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
-        return value <= self.limit if self.at_most else value >= self.limit
+        if self.at_most:
+            return value < self.limit if self.strict else value <= self.limit
+        return value > self.limit if self.strict else value >= self.limit
 
     def describe(self, unit: str) -> str:
-        return f"{'≤' if self.at_most else '≥'} {self.limit:g} {unit}".rstrip()
+        sign = ("<" if self.strict else "≤") if self.at_most else (">" if self.strict else "≥")
+        return f"{sign} {self.limit:g} {unit}".rstrip()
 
 
 @dataclass
@@ -95,13 +99,15 @@ class Report:
         path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False, default=str) + "\n")
 
     def print_goals(self) -> None:
-        """The figures that have a goal, together, at the end."""
-        rows = [(s.title, f) for s in self.sections for f in s.figures if f.goal]
+        """The figures that have a goal, together at the end, as a Markdown table."""
+        rows = [f for s in self.sections for f in s.figures if f.goal]
         if not rows:
             return
-        print("\n== Goals (informational: noisy figures, compare on a quiet machine)")
-        for title, figure in rows:
-            print(format_figure(figure, prefix=f"[{title}] "))
+        print("\n== Goals (informational: noisy figures, compare on a quiet machine)\n")
+        print("| figure | value | goal | |\n|---|---|---|---|")
+        for figure in rows:
+            verdict = {True: "met", False: "**NOT met**", None: "?"}[figure.goal_met]
+            print(f"| {figure.name} | {value_text(figure)} | {figure.goal} | {verdict} |")
 
 
 def _number(value: float) -> str:
@@ -114,14 +120,14 @@ def _number(value: float) -> str:
     return f"{value:.2f}"
 
 
-def format_figure(figure: Figure, prefix: str = "") -> str:
+def value_text(figure: Figure) -> str:
     if isinstance(figure.value, (int, float)):
-        value = f"{_number(figure.value)} {figure.unit}".rstrip()
-    elif figure.value is None:
-        value = "n/a"
-    else:
-        value = str(figure.value)
-    line = f"  {prefix}{figure.name:<58} {value:>14}"
+        return f"{_number(figure.value)} {figure.unit}".rstrip()
+    return "n/a" if figure.value is None else str(figure.value)
+
+
+def format_figure(figure: Figure) -> str:
+    line = f"  {figure.name:<58} {value_text(figure):>14}"
     if figure.goal:
         verdict = {True: "met", False: "NOT met", None: "?"}[figure.goal_met]
         line += f"   goal {figure.goal}: {verdict}"

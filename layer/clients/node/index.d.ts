@@ -22,6 +22,19 @@ export interface MongoSidecarOptions {
   timeoutMs?: number;
   /** Longest wait before the one retry of a 503 Warming. Default 1000. */
   maxRetryWaitMs?: number;
+  /** Called with each answer's Server-Timing, before the call resolves or rejects. */
+  onServerTiming?: (timing: ServerTiming | undefined, about: { action: string; status: number }) => void;
+}
+
+/** Where the sidecar spent an answer's time, in milliseconds (its Server-Timing header). */
+export interface ServerTiming {
+  /** Waiting for a database connection. */
+  queue?: number;
+  /** In the database. */
+  db?: number;
+  /** All of it, from the request's arrival to the answer. */
+  total?: number;
+  [metric: string]: number | undefined;
 }
 
 interface CommonOptions {
@@ -169,7 +182,7 @@ export class Collection<T extends Document = Document> {
 }
 
 export class MongoSidecarError extends Error {
-  /** The HTTP status; 0 when the sidecar could not be reached or did not answer in time. */
+  /** The HTTP status; 0 when no answer came (not reached, connection broken, no answer in time). */
   readonly status: number;
   /** The body's error_code (InvalidParameter, InvalidSession, DuplicateKey, Warming, ...), or
    * SidecarUnreachable / ClientTimeout. */
@@ -181,6 +194,11 @@ export class MongoSidecarError extends Error {
   readonly body?: any;
   /** Retry-After seconds, when the sidecar sent one. */
   readonly retryAfter?: number;
+  /** What is known of a failed write: 'unknown' (it may or may not have been applied), 'applied'
+   * (applied, though not acknowledged as asked), or undefined (not applied, or not a write). */
+  readonly outcome?: 'unknown' | 'applied' | string;
+  /** The answer's Server-Timing, when it had one. */
+  readonly serverTiming?: ServerTiming;
 }
 
 export class ObjectId {

@@ -16,6 +16,9 @@ class MongoSidecar {
    * @param {number} [options.timeoutMs] give up on a request after this long; default 0, no limit
    *   (the sidecar bounds every operation itself)
    * @param {number} [options.maxRetryWaitMs] longest wait before retrying a 503 Warming; default 1000
+   * @param {(timing: {queue?: number, db?: number, total?: number}, about: {action: string, status: number}) => void}
+   *   [options.onServerTiming] called with each answer's Server-Timing (milliseconds), before the
+   *   call resolves or rejects
    */
   constructor(options = {}) {
     this.settings = {
@@ -23,6 +26,7 @@ class MongoSidecar {
       token: options.token,
       timeoutMs: options.timeoutMs || 0,
       maxRetryWaitMs: options.maxRetryWaitMs ?? transport.DEFAULT_MAX_RETRY_WAIT_MS,
+      onServerTiming: options.onServerTiming,
     };
     this.dataSource = options.dataSource;
   }

@@ -1,10 +1,10 @@
 'use strict';
 // HTTP to the sidecar: one kept-alive connection pool for the whole process, TCP or a Unix
-// socket, and the two retries that are always safe (see `exchange` and `callAction`).
+// socket, and the retries that are safe (see `exchange` and `callAction`).
 
 const http = require('http');
 const ejson = require('./ejson');
-const { MongoSidecarError } = require('./errors');
+const { MongoSidecarError, parseServerTiming } = require('./errors');
 
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 27080;
@@ -12,11 +12,20 @@ const DEFAULT_MAX_RETRY_WAIT_MS = 1000;
 
 // Shared by every client in the process: a handler keeps reusing the same few connections
 // across invocations. Idle sockets are unref'd by the agent, so they never hold the process.
+// The agent also drops an idle socket as soon as the sidecar closes it.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8, maxFreeSockets: 8, scheduling: 'lifo' });
 
-// What a write to a connection already closed at the other end reports (the sidecar restarted,
-// or drained at SHUTDOWN; it never closes an idle connection itself). The request never reached
-// the sidecar, so it is safe to send again.
+// Actions that change data (aggregate too: a pipeline may end in $out or $merge). Such a request
+// is never sent twice, and when it fails after it may have reached the sidecar, its outcome is
+// unknown: the error says so (`outcome: 'unknown'`).
+const WRITE_ACTIONS = new Set([
+  'insertOne', 'insertMany', 'updateOne', 'updateMany', 'replaceOne', 'deleteOne', 'deleteMany',
+  'findOneAndUpdate', 'findOneAndReplace', 'findOneAndDelete', 'bulkWrite', 'aggregate',
+]);
+
+// What a request reports when it went out on a kept-alive connection the other end had just
+// closed (the sidecar restarted, or drained at SHUTDOWN; it never closes an idle connection
+// itself) before any answer.
 const STALE_CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /** Where the sidecar listens: an explicit option, else the environment, else 127.0.0.1:27080. */
@@ -41,7 +50,9 @@ function exchangeOnce(target, method, path, headers, payload, timeoutMs) {
   return new Promise((resolve, reject) => {
     let responded = false;
     let timer;
-    const req = http.request({ ...target, agent, method, path, headers });
+    const req = http.request({
+      host: target.host, port: target.port, socketPath: target.socketPath, agent, method, path, headers,
+    });
     const fail = (err) => {
       clearTimeout(timer);
       err.reusedSocket = req.reusedSocket;
@@ -51,12 +62,12 @@ function exchangeOnce(target, method, path, headers, payload, timeoutMs) {
     req.on('response', (res) => {
       responded = true;
       const chunks = [];
-      res.setEncoding('utf8');
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('error', fail);
       res.on('end', () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode, headers: res.headers, text: chunks.join('') });
+        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+        resolve({ status: res.statusCode, headers: res.headers, text: body.toString() });
       });
     });
     req.on('error', fail);
@@ -71,23 +82,32 @@ function exchangeOnce(target, method, path, headers, payload, timeoutMs) {
   });
 }
 
+/** The reason a request failed, as the error message says it after the sidecar's address. */
+function describeFailure(err) {
+  if (err.responded) return `the connection broke during the answer (${err.message})`;
+  if (STALE_CONNECTION_CODES.has(err.code)) return `the connection was closed before an answer (${err.message})`;
+  return err.message;
+}
+
 /**
- * A request, sent again when it went out on a pooled connection the sidecar had closed. Each
- * such failure removes one dead socket from the pool, so this ends, at the latest on a fresh
- * connection, whose errors are final.
+ * A request. Should the sidecar close a pooled connection just as a read goes out on it, before
+ * any answer, the read is sent again; each such failure removes one dead socket from the pool,
+ * so this ends, at the latest on a fresh connection, whose errors are final. A write is never
+ * sent again: once it may have reached the sidecar, its failure carries `outcome: 'unknown'`.
  */
-async function exchange(target, method, path, headers, payload, timeoutMs) {
+async function exchange(target, method, path, headers, payload, timeoutMs, write) {
   for (;;) {
     try {
       return await exchangeOnce(target, method, path, headers, payload, timeoutMs);
     } catch (err) {
       const stale = err.reusedSocket && !err.responded && STALE_CONNECTION_CODES.has(err.code);
-      if (!stale) {
+      if (!stale || write) {
+        // A connect error (refused, no such socket) means nothing was sent.
+        const outcome = write && err.syscall !== 'connect' ? 'unknown' : undefined;
+        let message = `mongo-sidecar at ${describeTarget(target)}: ${describeFailure(err)}`;
+        if (outcome) message += ' (the write may or may not have been applied: its outcome is unknown)';
         const code = err.code === 'ClientTimeout' ? 'ClientTimeout' : 'SidecarUnreachable';
-        throw new MongoSidecarError(
-          `mongo-sidecar at ${describeTarget(target)}: ${err.message}`,
-          { code, cause: err },
-        );
+        throw new MongoSidecarError(message, { code, outcome, cause: err });
       }
     }
   }
@@ -113,22 +133,35 @@ function tokenFor(settings) {
   return settings.token || process.env.MONGO_SIDECAR_TOKEN || process.env.AWS_SESSION_TOKEN;
 }
 
+const actionPaths = new Map();
+
+function pathOf(action) {
+  let path = actionPaths.get(action);
+  if (path === undefined) {
+    path = `/action/${encodeURIComponent(action)}`;
+    actionPaths.set(action, path);
+  }
+  return path;
+}
+
 /**
  * POST /action/{action} with `body`; resolves to the decoded response body. A 503 Warming (the
- * sidecar's database connection is still being made) is retried once, after Retry-After capped
- * at `settings.maxRetryWaitMs`; every other error becomes a MongoSidecarError.
+ * sidecar's database connection is still being made; nothing was run) is retried once, after
+ * Retry-After capped at `settings.maxRetryWaitMs`; every other error becomes a MongoSidecarError.
  */
 async function callAction(settings, action, body) {
   const payload = ejson.stringify(body);
-  const headers = {
-    'Content-Type': 'application/json',
-    Accept: 'application/ejson',
-    'Content-Length': Buffer.byteLength(payload),
-  };
+  const headers = [
+    'Host', settings.target.socketPath ? 'localhost' : `${settings.target.host}:${settings.target.port}`,
+    'Content-Type', 'application/json',
+    'Accept', 'application/ejson',
+    'Content-Length', String(Buffer.byteLength(payload)),
+  ];
   const token = tokenFor(settings);
-  if (token) headers.apiKey = token;
-  const path = `/action/${encodeURIComponent(action)}`;
-  const send = () => exchange(settings.target, 'POST', path, headers, payload, settings.timeoutMs);
+  if (token) headers.push('apiKey', token);
+  const path = pathOf(action);
+  const write = WRITE_ACTIONS.has(action);
+  const send = () => exchange(settings.target, 'POST', path, headers, payload, settings.timeoutMs, write);
 
   let res = await send();
   if (res.status === 503) {
@@ -139,17 +172,22 @@ async function callAction(settings, action, body) {
       res = await send();
     }
   }
+  const timingHeader = res.headers['server-timing'];
+  if (timingHeader !== undefined && settings.onServerTiming) {
+    settings.onServerTiming(parseServerTiming(timingHeader), { action, status: res.status });
+  }
   if (res.status === 200) return ejson.parse(res.text);
   const retryAfter = res.headers['retry-after'] === undefined ? undefined : Number(res.headers['retry-after']);
-  throw MongoSidecarError.fromResponse(action, res.status, parseJson(res.text), retryAfter);
+  throw MongoSidecarError.fromResponse(action, res.status, parseJson(res.text), retryAfter,
+    parseServerTiming(timingHeader));
 }
 
 /** GET /health: the sidecar's readiness body (status "ready", "warming" or "unavailable"). */
 async function health(settings) {
-  const res = await exchange(settings.target, 'GET', '/health', {}, undefined, settings.timeoutMs);
+  const res = await exchange(settings.target, 'GET', '/health', {}, undefined, settings.timeoutMs, false);
   return parseJson(res.text);
 }
 
 module.exports = {
-  agent, callAction, health, resolveTarget, DEFAULT_MAX_RETRY_WAIT_MS,
+  agent, callAction, health, resolveTarget, WRITE_ACTIONS, DEFAULT_MAX_RETRY_WAIT_MS,
 };

@@ -98,6 +98,13 @@ async function startSidecar(extraEnv = {}) {
     socketPath,
     token,
     log: () => log,
+    /** SIGKILL, as Lambda does to an extension that overstays SHUTDOWN (or the OOM killer). */
+    async kill() {
+      process.removeListener('exit', killOnExit);
+      proc.kill('SIGKILL');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
     async stop() {
       process.removeListener('exit', killOnExit);
       proc.kill('SIGTERM');
@@ -110,10 +117,29 @@ async function startSidecar(extraEnv = {}) {
   };
 }
 
-/** A TCP proxy to 127.0.0.1:targetPort that counts the connections it accepts. */
+/**
+ * A TCP proxy to 127.0.0.1:targetPort that counts the connections it accepts. `hold()` stops
+ * forwarding in both directions (bytes are kept back, in order, until `release()`);
+ * `waitHeld(ms)` resolves to true once bytes arrived while held. Between the sidecar and the
+ * database, it keeps an operation in flight inside the sidecar for as long as a test needs.
+ */
 async function startCountingProxy(targetPort) {
   const sockets = new Set();
   const proxy = { port: 0, connections: 0 };
+  let holding = false;
+  let held = false;
+  const keptBack = [];
+  const forward = (from, to) => {
+    from.on('data', (chunk) => {
+      if (holding) {
+        held = true;
+        keptBack.push([to, chunk]);
+      } else {
+        to.write(chunk);
+      }
+    });
+    from.on('end', () => to.end());
+  };
   const server = net.createServer((client) => {
     proxy.connections += 1;
     const upstream = net.connect(targetPort, '127.0.0.1');
@@ -122,7 +148,8 @@ async function startCountingProxy(targetPort) {
       s.on('error', () => {});
       s.on('close', () => sockets.delete(s));
     }
-    client.pipe(upstream).pipe(client);
+    forward(client, upstream);
+    forward(upstream, client);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.port = server.address().port;
@@ -130,7 +157,21 @@ async function startCountingProxy(targetPort) {
   proxy.dropConnections = () => {
     for (const s of sockets) s.destroy();
   };
+  proxy.hold = () => {
+    holding = true;
+    held = false;
+  };
+  proxy.release = () => {
+    holding = false;
+    for (const [to, chunk] of keptBack.splice(0)) if (!to.destroyed) to.write(chunk);
+  };
+  proxy.waitHeld = async (ms) => {
+    const deadline = Date.now() + ms;
+    while (!held && Date.now() < deadline) await sleep(5);
+    return held;
+  };
   proxy.close = () => new Promise((resolve) => {
+    proxy.release();
     proxy.dropConnections();
     server.close(resolve);
   });
@@ -162,4 +203,6 @@ async function withEnv(vars, fn) {
   }
 }
 
-module.exports = { startSidecar, startCountingProxy, withEnv, freePort, sleep };
+module.exports = {
+  startSidecar, startCountingProxy, withEnv, freePort, sleep, databaseUri,
+};

@@ -5,31 +5,15 @@
 // kept-alive connection the server had already dropped is sent again on a new one.
 
 const assert = require('node:assert/strict');
-const http = require('http');
 const net = require('net');
 const { after, test } = require('node:test');
 
 const { MongoSidecar, MongoSidecarError } = require('../index');
 const { agent } = require('../lib/transport');
+const { droppingServer, rejection, scriptedServer } = require('../test-support/servers');
 
 // Should a request hang (a broken timeout), let the file's process end anyway.
 after(() => agent.destroy());
-
-/** An HTTP server that answers the nth request (0-based) with `answers[min(n, last)]`. */
-async function scriptedServer(answers) {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const { status, body, headers = {} } = answers[Math.min(server.requests, answers.length - 1)];
-      server.requests += 1;
-      res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
-      res.end(JSON.stringify(body));
-    });
-  });
-  server.requests = 0;
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
 
 const WARMING = {
   status: 503,
@@ -40,15 +24,6 @@ const FOUND = { status: 200, body: { document: { _id: { $numberInt: '1' } } } };
 
 function collectionAt(server, options = {}) {
   return new MongoSidecar({ port: server.address().port, token: 't', ...options }).db('d').collection('c');
-}
-
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected the call to fail');
 }
 
 test('a 503 Warming is retried once and the second answer is returned', async () => {
@@ -118,55 +93,6 @@ test('a short Retry-After is honoured as given', async () => {
     server.close();
   }
 });
-
-/**
- * A raw HTTP/1.1 server that answers the first request on each connection and resets the
- * connection when a second arrives on it, without answering: what the sidecar does to a
- * connection that sat idle past its header timeout. `dropFirst`: reset at the first request
- * instead. `cutSecond`: start answering the second request, then close mid-body.
- */
-async function droppingServer({ dropFirst = false, cutSecond = false } = {}) {
-  const stats = { connections: 0, requests: 0 };
-  const sockets = new Set();
-  const server = net.createServer((socket) => {
-    stats.connections += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let seen = 0;
-    let pending = '';
-    socket.on('data', (chunk) => {
-      pending += chunk;
-      for (;;) {
-        const headEnd = pending.indexOf('\r\n\r\n');
-        if (headEnd < 0) return;
-        const length = Number((/content-length: *(\d+)/i.exec(pending.slice(0, headEnd)) || [0, 0])[1]);
-        if (pending.length < headEnd + 4 + length) return;
-        pending = pending.slice(headEnd + 4 + length);
-        stats.requests += 1;
-        seen += 1;
-        if (cutSecond && seen > 1) {
-          socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/ejson\r\nContent-Length: 100\r\n\r\n{"docu');
-          setTimeout(() => socket.destroy(), 20);
-          return;
-        }
-        if (dropFirst || seen > 1) {
-          socket.resetAndDestroy();
-          return;
-        }
-        const body = '{"document":null}';
-        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/ejson\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-      }
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  server.stats = stats;
-  server.shutdown = () => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  };
-  return server;
-}
 
 test('a request on a kept-alive connection the server dropped is sent again on a new one', async () => {
   const server = await droppingServer();

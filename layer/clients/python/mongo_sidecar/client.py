@@ -172,6 +172,12 @@ class MongoSidecar:
         body["collection"] = collection
         return self._transport.call_action(name, body)
 
+    @property
+    def last_server_timing(self):
+        """Where the sidecar spent the time of the last answer this thread received, from its
+        Server-Timing header: {"queue": ms, "db": ms, "total": ms}, or None without one."""
+        return self._transport.last_server_timing
+
     def health(self):
         """The sidecar's GET /health body: ``status`` is "ready", "warming" or "unavailable"."""
         return self._transport.health()

@@ -104,15 +104,19 @@ def _check_int64(value):
         _check_int64(value.scope)
 
 
+# One encoder for every call (json.dumps with options builds a new one each time).
+_ENCODER = json.JSONEncoder(default=_encode, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value) -> str:
     """A Python value as Extended JSON text."""
     try:
-        text = json.dumps(value, default=_encode, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except ValueError as err:
         if "Out of range float" not in str(err):
             raise
         # Rare: a NaN or an infinity somewhere. Only then pay for a second walk.
-        text = json.dumps(_non_finite(value), default=_encode, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(_non_finite(value))
     if _LONG_DIGITS.search(text):
         _check_int64(value)  # rare too: only when the text has a number (or string) that long
     return text
@@ -192,9 +196,37 @@ _UNDEFINED = object()
 
 
 def _object_hook(obj):
+    # Called for every object of an answer, most of them number wrappers: the common wrappers
+    # of canonical EJSON first, each in as few steps as Python allows; everything else below.
     size = len(obj)
-    if size == 0 or size > 2:
+    if size == 1:
+        key, value = next(iter(obj.items()))
+        value_type = type(value)
+        if value_type is str:
+            if key == "$numberInt" or key == "$numberLong":
+                return int(value)
+            if key == "$numberDouble":
+                return float(value)
+            if key == "$oid":
+                return ObjectId(value)
+        elif value_type is int and key == "$date":
+            try:
+                return _EPOCH + datetime.timedelta(0, *_seconds_and_microseconds(value))
+            except OverflowError:
+                return DatetimeMS(value)
+        if key[:1] != "$":
+            return obj
+    elif size != 2:
         return obj
+    return _other_wrapper(obj, size)
+
+
+def _seconds_and_microseconds(ms):
+    seconds, rest = divmod(ms, 1000)
+    return seconds, rest * 1000
+
+
+def _other_wrapper(obj, size):
     key = next(iter(obj))
     if key[:1] != "$":
         return obj

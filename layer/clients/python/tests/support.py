@@ -80,7 +80,8 @@ class Sidecar:
         env = {k: v for k, v in os.environ.items()
                if k not in ("AWS_LAMBDA_RUNTIME_API", "MONGO_SIDECAR_AUTH", "AWS_SESSION_TOKEN")}
         env.update(MONGODB_URI=database_uri(), MONGO_SIDECAR_PORT=str(self.port),
-                   MONGO_SIDECAR_SOCKET=self.socket_path, MONGO_SIDECAR_TOKEN=self.token, **extra_env)
+                   MONGO_SIDECAR_SOCKET=self.socket_path, MONGO_SIDECAR_TOKEN=self.token)
+        env.update(extra_env)
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen([sidecar_binary()], env=env, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent)
@@ -96,6 +97,12 @@ class Sidecar:
     def log(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()
+
+    def kill(self):
+        """SIGKILL, as Lambda does to an extension that overstays SHUTDOWN (or the OOM killer)."""
+        self._proc.kill()
+        self._proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def stop(self):
         """SIGTERM, then SIGKILL after 10 s; returns the exit code."""
@@ -152,11 +159,32 @@ class _SocketServer:
 
 
 class CountingProxy(_SocketServer):
-    """Forwards to 127.0.0.1:target_port and counts the connections it accepts."""
+    """Forwards to 127.0.0.1:target_port and counts the connections it accepts.
+
+    ``hold()`` stops forwarding in both directions (bytes are read and kept back until
+    ``release()``); ``held`` is set once bytes arrive while held. Between the sidecar and the
+    database, it keeps an operation in flight inside the sidecar for as long as a test needs."""
 
     def __init__(self, target_port):
         self._target_port = target_port
+        self._holding = threading.Event()
+        self._released = threading.Event()
+        self._released.set()
+        self.held = threading.Event()
         super().__init__()
+
+    def hold(self):
+        self.held.clear()
+        self._released.clear()
+        self._holding.set()
+
+    def release(self):
+        self._holding.clear()
+        self._released.set()
+
+    def close(self):
+        self.release()
+        super().close()
 
     def handle(self, conn):
         upstream = socket.create_connection(("127.0.0.1", self._target_port))
@@ -168,6 +196,9 @@ class CountingProxy(_SocketServer):
                     data = src.recv(65536)
                     if not data:
                         break
+                    if self._holding.is_set():
+                        self.held.set()
+                        self._released.wait()
                     dst.sendall(data)
             except OSError:
                 pass
@@ -212,8 +243,8 @@ def _reset(conn):
 
 class DroppingServer(_SocketServer):
     """Answers the first request on each connection and resets the connection when a second
-    arrives on it, without answering: what the sidecar does to a connection that sat idle past
-    its header timeout. ``drop_first``: reset at the first request instead. ``cut_second``: start
+    arrives on it, without answering: a sidecar that closes a kept-alive connection just as a
+    request goes out on it (it stopped, or restarted). ``drop_first``: reset at the first request instead. ``cut_second``: start
     answering the second request, then close mid-body ("close") or reset the connection ("reset")."""
 
     def __init__(self, drop_first=False, cut_second=None):
