@@ -159,6 +159,10 @@ async function callAction(settings, action, body) {
   ];
   const token = tokenFor(settings);
   if (token) headers.push('apiKey', token);
+  // The invocation this call belongs to, as the runtime names it: the sidecar then uses its
+  // deadline even when this call arrives before the sidecar has seen the invocation start.
+  const trace = process.env._X_AMZN_TRACE_ID;
+  if (trace) headers.push('X-Amzn-Trace-Id', trace);
   const path = pathOf(action);
   const write = WRITE_ACTIONS.has(action);
   const send = () => exchange(settings.target, 'POST', path, headers, payload, settings.timeoutMs, write);

@@ -6,9 +6,11 @@ const assert = require('node:assert/strict');
 const http = require('http');
 const net = require('net');
 
-/** An HTTP server that answers the nth request (0-based) with `answers[min(n, last)]`. */
+/** An HTTP server that answers the nth request (0-based) with `answers[min(n, last)]`; it keeps
+ * the last request's headers as `lastHeaders`. */
 async function scriptedServer(answers) {
   const server = http.createServer((req, res) => {
+    server.lastHeaders = req.headers;
     req.resume();
     req.on('end', () => {
       const { status, body, headers = {} } = answers[Math.min(server.requests, answers.length - 1)];

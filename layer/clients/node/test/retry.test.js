@@ -146,3 +146,23 @@ test('no answer within timeoutMs is a ClientTimeout error', { timeout: 5000 }, a
     silent.close();
   }
 });
+
+test('a call names its invocation with the runtime X-Ray trace id, and sends none outside one', async () => {
+  const server = await scriptedServer([FOUND]);
+  try {
+    const saved = process.env._X_AMZN_TRACE_ID;
+    process.env._X_AMZN_TRACE_ID = 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0';
+    try {
+      await collectionAt(server).findOne({});
+      assert.equal(server.lastHeaders['x-amzn-trace-id'], process.env._X_AMZN_TRACE_ID);
+      delete process.env._X_AMZN_TRACE_ID;
+      await collectionAt(server).findOne({});
+      assert.equal(server.lastHeaders['x-amzn-trace-id'], undefined);
+    } finally {
+      if (saved === undefined) delete process.env._X_AMZN_TRACE_ID;
+      else process.env._X_AMZN_TRACE_ID = saved;
+    }
+  } finally {
+    server.close();
+  }
+});

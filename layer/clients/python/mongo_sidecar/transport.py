@@ -238,6 +238,11 @@ class Transport:
         token = self._token()
         if token:
             headers.append(("apiKey", token))
+        # The invocation this call belongs to, as the runtime names it: the sidecar then uses its
+        # deadline even when this call arrives before the sidecar has seen the invocation start.
+        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        if trace:
+            headers.append(("X-Amzn-Trace-Id", trace))
         path = self._path(action)
         write = action in WRITE_ACTIONS
         answer = self.exchange("POST", path, payload, headers, write)

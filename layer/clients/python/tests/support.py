@@ -285,16 +285,18 @@ class SilentServer(_SocketServer):
 
 class ScriptedServer:
     """An HTTP server answering its nth request (0-based) with ``answers[min(n, last)]``, each a
-    (status, headers, body object) tuple."""
+    (status, headers, body object) tuple; it keeps the last request's headers."""
 
     def __init__(self, answers):
         self.requests = 0
+        self.last_headers = {}
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
+                outer.last_headers = dict(self.headers)
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, headers, body = answers[min(outer.requests, len(answers) - 1)]
                 outer.requests += 1

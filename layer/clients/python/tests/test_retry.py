@@ -121,3 +121,14 @@ def test_no_answer_within_the_timeout_is_a_client_timeout_error():
         assert time.monotonic() - started < 1
     finally:
         server.close()
+
+
+def test_a_call_names_its_invocation_with_the_runtime_trace_id_and_none_outside_one(scripted, monkeypatch):
+    server = scripted(FOUND)
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", trace)
+    collection_at(server).find_one({})
+    assert server.last_headers.get("X-Amzn-Trace-Id") == trace
+    monkeypatch.delenv("_X_AMZN_TRACE_ID")
+    collection_at(server).find_one({})
+    assert "X-Amzn-Trace-Id" not in server.last_headers
