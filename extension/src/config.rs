@@ -483,7 +483,9 @@ fn limits(vars: &Vars) -> Result<Limits, ConfigError> {
 }
 
 fn metrics(vars: &Vars) -> Result<MetricsConfig, ConfigError> {
-    let namespace = vars.get(METRICS_NAMESPACE).unwrap_or(DEFAULT_METRICS_NAMESPACE);
+    let namespace = vars
+        .get(METRICS_NAMESPACE)
+        .unwrap_or(DEFAULT_METRICS_NAMESPACE);
     let emf = match vars.get(METRICS).map(str::to_ascii_lowercase).as_deref() {
         None | Some("off") => false,
         Some("emf") => true,

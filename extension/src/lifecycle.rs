@@ -61,10 +61,14 @@ struct Parts {
 
 impl Parts {
     fn new(config: &Config) -> Self {
-        let emf = config.metrics.emf_namespace.clone().map(|namespace| EmfSettings {
-            namespace,
-            function_name: config.app_name.clone(),
-        });
+        let emf = config
+            .metrics
+            .emf_namespace
+            .clone()
+            .map(|namespace| EmfSettings {
+                namespace,
+                function_name: config.app_name.clone(),
+            });
         Self {
             sources: Arc::new(DataSources::new(config)),
             metrics: Arc::new(Metrics::new(emf)),
@@ -201,7 +205,12 @@ async fn run_standalone(config: Result<Config, ConfigError>) -> i32 {
     };
     announce(&config, &listeners, "standalone");
     let parts = Parts::new(&config);
-    let sidecar = Sidecar::serve(Arc::clone(&config), parts.clone(), listeners, Arc::default());
+    let sidecar = Sidecar::serve(
+        Arc::clone(&config),
+        parts.clone(),
+        listeners,
+        Arc::default(),
+    );
     if let Err(err) = sidecar.connect().await {
         error!(error = %err, "cannot start the database clients");
         return 1;

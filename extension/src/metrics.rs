@@ -335,8 +335,16 @@ fn emf_record(
         values.push((class.emf_name(), "Count", json!(n)));
     }
     values.extend([
-        ("LatencyP50", "Milliseconds", json!(ms(w.latency.quantile(0.50)))),
-        ("LatencyP99", "Milliseconds", json!(ms(w.latency.quantile(0.99)))),
+        (
+            "LatencyP50",
+            "Milliseconds",
+            json!(ms(w.latency.quantile(0.50))),
+        ),
+        (
+            "LatencyP99",
+            "Milliseconds",
+            json!(ms(w.latency.quantile(0.99))),
+        ),
         ("LatencyMax", "Milliseconds", json!(ms(w.latency.max()))),
         ("DocumentsReturned", "Count", json!(w.documents)),
         ("BytesSent", "Bytes", json!(w.bytes)),

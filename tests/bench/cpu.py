@@ -1,6 +1,7 @@
 """4. The sidecar's own CPU per findOne: N requests from the cheapest keep-alive client
 (rawhttp, one request in flight), with the sidecar's utime+stime read from /proc before and after;
-next to the floor, a bare hyper echo server (tests/bench/echo) measured the same way, in turns.
+next to the floor, a bare hyper echo server (tests/bench/echo) measured the same way, in turns; and
+the cost of metrics, a second sidecar with MONGO_SIDECAR_METRICS=emf in the same turns.
 
 And, with --callgrind, instructions per request under valgrind's callgrind for a fixed workload:
 slow, but the same count on a busy machine as on a quiet one.
@@ -25,6 +26,7 @@ from .stats import ratio
 
 CPU_GOAL_US = 40.0
 ECHO_RATIO_GOAL = 1.5
+METRICS_RATIO_GOAL = 1.05
 WARMUP_REQUESTS = 500
 ROUNDS = 2
 
@@ -92,11 +94,13 @@ def run(ctx: Context, section: Section) -> None:
     request = findone_request(ctx)
     per_turn = max(1, ctx.workload.cpu_requests // ROUNDS)
     database_pid = ctx.db._proc.pid if getattr(ctx.db, "_proc", None) else None  # FerretDB's own CPU, for scale
-    turns: dict[str, list[dict]] = {"TCP": [], "Unix socket": [], "echo": []}
-    with ctx.sidecar() as sidecar, EchoServer(echo_binary()) as echo:
+    turns: dict[str, list[dict]] = {"TCP": [], "Unix socket": [], "echo": [], "TCP, metrics emf": []}
+    with ctx.sidecar() as sidecar, EchoServer(echo_binary()) as echo, \
+            ctx.sidecar(env={"MONGO_SIDECAR_METRICS": "emf"}, unix_socket=False) as measured:
         servers = {"TCP": (sidecar.pid(), Target(port=sidecar.port), database_pid),
                    "Unix socket": (sidecar.pid(), Target(unix_path=sidecar.env["MONGO_SIDECAR_SOCKET"]), database_pid),
-                   "echo": (echo.proc.pid, Target(port=echo.port), None)}
+                   "echo": (echo.proc.pid, Target(port=echo.port), None),
+                   "TCP, metrics emf": (measured.pid(), Target(port=measured.port), database_pid)}
         for _ in range(ROUNDS):  # alternating, so that a burst of load falls on all three alike
             for name, (pid, target, db_pid) in servers.items():
                 turns[name].append(_per_request(pid, target, request, per_turn, db_pid))
@@ -113,6 +117,10 @@ def run(ctx: Context, section: Section) -> None:
                 note=f"the same client and request; wall {figures['echo']['wall_us']:.0f} µs/req")
     section.add("sidecar CPU per findOne / bare hyper echo server, TCP", ratio(figures["TCP"]["cpu_us"], echo_us),
                 "×", Goal(ECHO_RATIO_GOAL), note=f"{figures['TCP']['cpu_us'] - echo_us:+.0f} µs over the echo")
+    with_metrics = figures["TCP, metrics emf"]["cpu_us"]
+    section.add("sidecar CPU per findOne with MONGO_SIDECAR_METRICS=emf / without", ratio(with_metrics, figures["TCP"]["cpu_us"]),
+                "×", Goal(METRICS_RATIO_GOAL),
+                note=f"{with_metrics:.0f} µs against {figures['TCP']['cpu_us']:.0f} µs, two sidecars in the same turns")
 
 
 # --- callgrind ---------------------------------------------------------------------------------

@@ -39,9 +39,9 @@ pub fn check_token(auth: &Auth, headers: &HeaderMap) -> Result<(), ApiError> {
         })
         .map(str::trim);
     match presented {
-        None | Some("") => {
-            Err(ApiError::invalid("no authentication methods were specified").classed(ErrorClass::Auth))
-        }
+        None | Some("") => Err(
+            ApiError::invalid("no authentication methods were specified").classed(ErrorClass::Auth),
+        ),
         // Constant time, so the comparison leaks nothing about how much of a guess was right.
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
         Some(_) => Err(ApiError::new(

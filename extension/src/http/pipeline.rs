@@ -17,8 +17,8 @@ use super::request;
 use super::respond::{self, Sent};
 use crate::metrics::{ErrorClass, Sample};
 use crate::mongo::ops::Action;
-use crate::mongo::{Budget, DataSource};
 use crate::mongo::trace::Trace;
+use crate::mongo::{Budget, DataSource};
 
 /// What the log line, the metrics and `Server-Timing` say about one request.
 #[derive(Default)]

@@ -109,7 +109,10 @@ impl PoolStats {
         let in_use = self.checked_out.lock().map_or(0, |set| set.len() as i64);
         PoolWindow {
             open: self.open.load(Ordering::Relaxed),
-            peak_in_use: self.window_peak_in_use.swap(in_use, Ordering::Relaxed).max(in_use),
+            peak_in_use: self
+                .window_peak_in_use
+                .swap(in_use, Ordering::Relaxed)
+                .max(in_use),
             waited: self.window_waited.swap(0, Ordering::Relaxed),
             longest_wait_us: self.window_longest_wait_us.swap(0, Ordering::Relaxed),
         }
