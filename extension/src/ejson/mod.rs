@@ -32,7 +32,7 @@ mod tests {
         Binary, Bson, DateTime, Decimal128, Document, RawDocumentBuf, Regex, Timestamp, doc,
     };
     use proptest::prelude::*;
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     fn render(doc: &Document, mode: OutputMode) -> String {
         let raw = RawDocumentBuf::from_document(doc).expect("encodable");
@@ -140,5 +140,78 @@ mod tests {
             let text = render(&doc! {"v": value}, OutputMode::Json);
             prop_assert!(serde_json::from_str::<Value>(&text).is_ok(), "{}", text);
         }
+    }
+
+    // Reading: relaxed and canonical input, operators, wrappers that are not valid.
+
+    #[test]
+    fn relaxed_and_canonical_input_read_the_same() {
+        let relaxed = json!({"n": 1, "big": 5_000_000_000_i64, "f": 2.5,
+            "at": {"$date": "2024-01-31T12:00:00Z"}, "id": {"$oid": "65f0a1b2c3d4e5f601234567"}});
+        let canonical = json!({"n": {"$numberInt": "1"}, "big": {"$numberLong": "5000000000"},
+            "f": {"$numberDouble": "2.5"}, "at": {"$date": {"$numberLong": "1706702400000"}},
+            "id": {"$oid": "65f0a1b2c3d4e5f601234567"}});
+        assert_eq!(to_bson(relaxed), to_bson(canonical));
+    }
+
+    #[test]
+    fn query_operators_are_plain_documents() {
+        let filter = json!({"age": {"$gt": 5}, "name": {"$regex": "^a", "$options": "i"}});
+        let Ok(Bson::Document(doc)) = to_bson(filter) else {
+            panic!("a filter is a document");
+        };
+        assert_eq!(
+            doc,
+            doc! {"age": {"$gt": 5}, "name": {"$regex": "^a", "$options": "i"}}
+        );
+    }
+
+    #[test]
+    fn invalid_wrappers_are_rejected_with_their_name() {
+        for (input, expected) in [
+            (json!({"$oid": 1}), "$oid must be a string"),
+            (json!({"$oid": "zz"}), "$oid must be 24 hexadecimal"),
+            (json!({"$numberInt": "3000000000"}), "$numberInt must be"),
+            (json!({"$numberLong": 5}), "$numberLong must be a string"),
+            (json!({"$numberDouble": "inf"}), "$numberDouble must be"),
+            (json!({"$date": "yesterday"}), "$date must be an ISO-8601"),
+            (
+                json!({"$oid": "65f0a1b2c3d4e5f601234567", "x": 1}),
+                "cannot be combined",
+            ),
+            (
+                json!({"$binary": {"base64": "!!", "subType": "00"}}),
+                "not valid base64",
+            ),
+            (json!({"$uuid": "nope"}), "$uuid must look like"),
+            (
+                json!({"$regularExpression": {"pattern": "a", "options": "q"}}),
+                "option 'q'",
+            ),
+            (json!({"$minKey": 2}), "$minKey must be 1"),
+            (json!({"$numberDecimal": ""}), "$numberDecimal must be"),
+            (json!({"$numberDecimal": "-+1"}), "$numberDecimal must be"),
+            (json!({"$numberDecimal": "e5"}), "$numberDecimal must be"),
+            (json!({"$numberDecimal": "snan"}), "$numberDecimal must be"),
+            (json!({"$numberDouble": "1e999"}), "$numberDouble must be"),
+            (json!({"$numberDouble": "1e-999"}), "$numberDouble must be"),
+            (json!({"a\u{0}b": 1}), "NUL character"),
+            (
+                json!({"a": {"b": {"$numberInt": "x"}}}),
+                "at a.b: $numberInt",
+            ),
+            (json!(18_446_744_073_709_551_615_u64), "out of range"),
+        ] {
+            let err = to_bson(input.clone()).expect_err(&input.to_string());
+            assert!(err.to_string().contains(expected), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn uuid_and_legacy_binary_are_accepted() {
+        let uuid = to_bson(json!({"$uuid": "00112233-4455-6677-8899-aabbccddeeff"})).expect("uuid");
+        let legacy = to_bson(json!({"$binary": "ABEiM0RVZneImaq7zN3u/w==", "$type": "04"}))
+            .expect("legacy binary");
+        assert_eq!(uuid, legacy);
     }
 }

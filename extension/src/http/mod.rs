@@ -1,6 +1,7 @@
 //! The localhost query API. [`router`] is where a request enters; [`pipeline`] takes an action
 //! request from there to its answer, top to bottom; `/health` reports each data source's state.
 
+pub mod action_spec;
 pub mod auth;
 pub mod decode;
 pub mod error;

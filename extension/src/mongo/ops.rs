@@ -178,39 +178,7 @@ pub fn with_id(document: Document) -> Document {
     out
 }
 
-/// How the server's reply becomes the Data API's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A cursor, streamed as `{"documents": [...]}`.
-    Documents,
-    /// A cursor's first document, as `{"document": ... | null}`.
-    First,
-    /// countDocuments: the first document's `n`, as `{"count": n}`.
-    CountFromCursor,
-    /// estimatedDocumentCount: the reply's `n`.
-    Count,
-    Distinct,
-    Write,
-    FindAndModify,
-    Bulk,
-}
-
 impl Operation {
-    pub fn kind(&self) -> Kind {
-        match self.action {
-            Action::FindOne => Kind::First,
-            Action::Find | Action::Aggregate => Kind::Documents,
-            Action::CountDocuments => Kind::CountFromCursor,
-            Action::EstimatedDocumentCount => Kind::Count,
-            Action::Distinct => Kind::Distinct,
-            Action::FindOneAndUpdate | Action::FindOneAndReplace | Action::FindOneAndDelete => {
-                Kind::FindAndModify
-            }
-            Action::BulkWrite => Kind::Bulk,
-            _ => Kind::Write,
-        }
-    }
-
     /// Whether running it changes data: every write action, and an aggregation whose pipeline
     /// has `$out` or `$merge` at any depth. Read-only mode and the retry of reads both ask this.
     pub fn writes(&self) -> bool {
