@@ -490,9 +490,10 @@ def method_and_route_cases() -> list[Case]:
                           path="/app/x/endpoint/data/v1/action/find", expect=405))
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         cases.append(Case("wrong method", f"{method} /health", valid, method=method, path="/health", expect=405))
+        cases.append(Case("wrong method", f"{method} /metrics", valid, method=method, path="/metrics", expect=405))
     cases.append(Case("wrong method", "OPTIONS /action/find", None, method="OPTIONS", expect=405))
     for path in ["/", "/action", "/action/", "/action/find/extra", "/app/x/endpoint/data/v2/action/find",
-                 "/app/endpoint/data/v1/action/find", "/ACTION/find", "/health/", "/healthz", "/metrics",
+                 "/app/endpoint/data/v1/action/find", "/ACTION/find", "/health/", "/healthz", "/metrics/",
                  "/admin", "/%2e%2e/health", "/action/find/../../health", "/api/v1/action/find",
                  "/app/x/endpoint/data/v1/action/find/x", "/" + "a" * 4000, "//action/find"]:
         for method in ("GET", "POST"):

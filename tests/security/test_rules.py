@@ -1,4 +1,4 @@
-"""Each security rule of the configuration (extension/src/config.rs), against the running binary.
+"""Each security rule of the configuration (extension/src/config/), against the running binary.
 
 Every test here was also run against a binary with its rule removed and failed there; see
 README.md in this directory for the table and how it was done.
@@ -196,10 +196,11 @@ def test_standalone_without_a_token_runs_and_says_so(start_sidecar, mongo_uri):
 
 def test_inside_lambda_the_session_token_is_the_default_token():
     """Inside Lambda (AWS_LAMBDA_RUNTIME_API set) the token defaults to AWS_SESSION_TOKEN. A real
-    run would register with an Extensions API, so this default is covered by config.rs's unit
-    tests, run by `cargo test`; this checks they exist and assert it."""
-    source = (REPO_ROOT / "extension/src/config.rs").read_text()
-    test = re.search(r"fn inside_lambda_the_session_token_is_the_default_token\(\) \{(.*?)\n    \}\n", source, re.S)
+    run would register with an Extensions API, so this default is covered by the configuration's
+    unit tests (config/tests.rs), run by `cargo test`; this checks they exist and assert it."""
+    config = REPO_ROOT / "extension/src/config"
+    source = "\n".join(f.read_text() for f in sorted(config.glob("*.rs")))
+    test = re.search(r"fn inside_lambda_the_session_token_is_the_default_token\(\) \{(.*?)\n\}\n", source, re.S)
     assert test, "the config unit test for the Lambda default token is gone"
     body = test.group(1)
     assert "AWS_LAMBDA_RUNTIME_API" in body and "AWS_SESSION_TOKEN" in body
