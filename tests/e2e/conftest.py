@@ -2,42 +2,13 @@
 Lambda execution environments whose logs are attached to a failing test's report."""
 
 import re
-import shutil
 
 import pytest
-from pymongo import MongoClient
 
-from harness import HarnessError
-from harness.ferretdb import FerretDB
+from harness.fixtures import ferretdb, layer, mongo  # noqa: F401 - fixtures, found by name
 from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
-from harness.layer import layer_dir
 
 _timings: list[tuple[str, str, float, str]] = []
-
-
-@pytest.fixture(scope="session")
-def ferretdb():
-    with FerretDB() as db:
-        yield db
-
-
-@pytest.fixture(scope="session")
-def mongo(ferretdb):
-    """A direct pymongo client, to check what the extension wrote without going through it."""
-    with MongoClient(ferretdb.uri, directConnection=True) as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def layer():
-    """The layer as Lambda mounts it at /opt: the built zip unpacked (or, with
-    MONGO_SIDECAR_BIN set, the same layout assembled from that binary and the client sources)."""
-    try:
-        opt = layer_dir()
-    except HarnessError as e:
-        pytest.fail(str(e), pytrace=False)
-    yield opt
-    shutil.rmtree(opt.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

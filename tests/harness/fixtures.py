@@ -7,12 +7,15 @@ A failing test's report carries the log of each sidecar it started.
 """
 
 import re
+import shutil
 
 import pytest
 from pymongo import MongoClient
 
+from . import HarnessError
 from .faultproxy import FaultProxy
 from .ferretdb import FerretDB
+from .layer import layer_dir
 from .sidecar import Sidecar
 
 
@@ -27,6 +30,18 @@ def mongo(ferretdb):
     """A direct client, to see what the server holds without going through the sidecar."""
     with MongoClient(ferretdb.uri, directConnection=True) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def layer():
+    """The layer as Lambda mounts it at /opt: the built zip unpacked (or, with
+    MONGO_SIDECAR_BIN set, the same layout assembled from that binary and the client sources)."""
+    try:
+        opt = layer_dir()
+    except HarnessError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield opt
+    shutil.rmtree(opt.parent, ignore_errors=True)
 
 
 @pytest.fixture

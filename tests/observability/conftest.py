@@ -7,6 +7,7 @@ sidecars (harness/fixtures.py).
 from harness.fixtures import (  # noqa: F401 - fixtures and the report hook, found by name
     database,
     ferretdb,
+    layer,
     mongo,
     proxy,
     pytest_runtest_makereport,

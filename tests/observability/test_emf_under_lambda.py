@@ -3,22 +3,10 @@ SHUTDOWN ends the last one: two invocations give two EMF records, each with its 
 
 from pathlib import Path
 
-import pytest
-
-from harness.lambda_env import ExecutionEnvironment
-from harness.layer import layer_dir
 from emfcheck import emf_problems, emf_records
+from harness.lambda_env import ExecutionEnvironment
 
 PROBE = Path(__file__).parent / "functions" / "probe"
-
-
-@pytest.fixture(scope="module")
-def layer():
-    import shutil
-
-    opt = layer_dir()
-    yield opt
-    shutil.rmtree(opt.parent, ignore_errors=True)
 
 
 def test_two_invocations_give_two_records_with_their_own_counts(layer, ferretdb, database):

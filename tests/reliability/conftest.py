@@ -3,33 +3,13 @@ each test measures, printed after the run ("figures" section) and kept in the JU
 
 import pytest
 
-from harness.ferretdb import FerretDB
-from harness.sidecar import Sidecar
+from harness.fixtures import (  # noqa: F401 - fixtures and the report hook, found by name
+    ferretdb,
+    pytest_runtest_makereport,
+    start_sidecar,
+)
 
 _figures: list[tuple[str, str, str]] = []
-
-
-@pytest.fixture(scope="session")
-def ferretdb():
-    with FerretDB() as db:
-        yield db
-
-
-@pytest.fixture
-def start_sidecar(request):
-    """start_sidecar(uri, **Sidecar kwargs) -> a started standalone sidecar, stopped after the
-    test; its log is attached to a failing test's report."""
-    started: list[Sidecar] = []
-    request.node.sidecars = started
-
-    def start(uri: str | None, **kwargs) -> Sidecar:
-        sidecar = Sidecar(uri, **kwargs)
-        started.append(sidecar)
-        return sidecar.start()
-
-    yield start
-    for sidecar in started:
-        sidecar.stop()
 
 
 @pytest.fixture
@@ -41,15 +21,6 @@ def record_figure(request, record_property):
         _figures.append((request.node.name, what, text))
 
     return record
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.failed:
-        for i, sidecar in enumerate(getattr(item, "sidecars", [])):
-            report.sections.append((f"sidecar {i} log", sidecar.log_text()[-20000:]))
-    return report
 
 
 def pytest_terminal_summary(terminalreporter):

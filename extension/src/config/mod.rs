@@ -259,6 +259,16 @@ impl Config {
         })
     }
 
+    /// Reads `(name, value)` pairs given as string slices, for tests.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
     /// Every configured data source, the default first.
     pub fn sources(&self) -> impl Iterator<Item = &DataSourceConfig> {
         self.default_source.iter().chain(&self.named_sources)

@@ -3,11 +3,7 @@ use std::net::Ipv4Addr;
 use super::*;
 
 fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    Config::from_vars(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    )
+    Config::from_pairs(pairs)
 }
 
 #[test]

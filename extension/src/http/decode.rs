@@ -249,13 +249,9 @@ mod tests {
     use bson::doc;
 
     fn limits(pairs: &[(&str, &str)]) -> Limits {
-        let mut vars = vec![("MONGODB_URI".to_owned(), "mongodb://h".to_owned())];
-        vars.extend(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        Config::from_vars(vars).expect("config").limits
+        let mut vars = vec![("MONGODB_URI", "mongodb://h")];
+        vars.extend_from_slice(pairs);
+        Config::from_pairs(&vars).expect("config").limits
     }
 
     fn decode_json(action: Action, body: &str) -> Result<Request, ApiError> {

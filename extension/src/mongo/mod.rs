@@ -362,12 +362,7 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
-        Config::from_vars(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        )
-        .expect("valid config")
+        Config::from_pairs(pairs).expect("valid config")
     }
 
     #[tokio::test]

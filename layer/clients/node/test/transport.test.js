@@ -10,6 +10,7 @@ const { MongoSidecar, MongoSidecarError } = require('../index');
 const {
   startSidecar, startCountingProxy, withEnv, freePort, sleep,
 } = require('../test-support/sidecar');
+const { rejection } = require('../test-support/servers');
 
 let sidecar;
 
@@ -26,15 +27,6 @@ const DB = 'client_node_transport';
 /** findOne through a client made with `options` (after the environment is set). */
 function probe(options) {
   return new MongoSidecar({ port: sidecar.port, ...options }).db(DB).collection('probe').findOne({ _id: 'none' });
-}
-
-async function rejection(promise) {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected the call to fail');
 }
 
 test('the token is sent from MONGO_SIDECAR_TOKEN when no option gives one', async () => {

@@ -1,7 +1,7 @@
 import pytest
 
 from mongo_sidecar import MongoSidecar
-from support import Sidecar
+from support import ScriptedServer, Sidecar
 
 CLIENT_ENV = ("MONGO_SIDECAR_TOKEN", "AWS_SESSION_TOKEN", "MONGO_SIDECAR_SOCKET", "MONGO_SIDECAR_HOST",
               "MONGO_SIDECAR_PORT")
@@ -35,3 +35,17 @@ def coll(client, request):
     collection = client.db("client_py").collection(name)
     collection.delete_many({})
     return collection
+
+
+@pytest.fixture
+def scripted():
+    """scripted(*answers) -> a ScriptedServer of the test's own, closed after it."""
+    servers = []
+
+    def start(*answers):
+        servers.append(ScriptedServer(answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mongo_sidecar import MongoSidecar, MongoSidecarError
-from support import DroppingServer, ScriptedServer, SilentServer
+from support import DroppingServer, SilentServer
 
 WARMING = (503, {"Retry-After": "0"}, {"error": "the database connection is still warming up", "error_code": "Warming"})
 FOUND = (200, {}, {"document": {"_id": {"$numberInt": "1"}}})
@@ -16,19 +16,6 @@ FOUND = (200, {}, {"document": {"_id": {"$numberInt": "1"}}})
 
 def collection_at(server, **options):
     return MongoSidecar(port=server.port, token="t", timeout=10, **options).db("d").collection("c")
-
-
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def start(*answers):
-        servers.append(ScriptedServer(answers))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def test_a_503_warming_is_retried_once_and_the_second_answer_returned(scripted):

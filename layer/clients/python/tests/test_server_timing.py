@@ -7,7 +7,6 @@ import pytest
 
 from mongo_sidecar import MongoSidecar, MongoSidecarError
 from mongo_sidecar.errors import parse_server_timing
-from support import ScriptedServer
 
 TIMING = "queue;dur=0.012, db;dur=0.412, total;dur=0.520"
 
@@ -24,19 +23,6 @@ TIMING = "queue;dur=0.012, db;dur=0.412, total;dur=0.520"
 ])
 def test_server_timing_is_read_as_milliseconds_per_metric(header, parsed):
     assert parse_server_timing(header) == parsed
-
-
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def start(*answers):
-        servers.append(ScriptedServer(answers))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def test_the_client_keeps_the_last_answers_timing(scripted):
