@@ -145,7 +145,7 @@ pub fn check_read_only(policy: &Policy, operation: &Operation) -> Result<(), Den
 mod tests {
     use super::*;
     use crate::mongo::ops::{Action, Options, Payload};
-    use bson::doc;
+    use bson::rawdoc;
     use serde_json::json;
 
     fn check(policy: &Policy, body: Value) -> Result<(), Denied> {
@@ -259,7 +259,7 @@ mod tests {
             read_only: true,
             ..Policy::default()
         };
-        let insert = operation(Action::InsertOne, Payload::Document(doc! {}));
+        let insert = operation(Action::InsertOne, Payload::Document(rawdoc! {}));
         assert!(
             check_read_only(&policy, &insert)
                 .expect_err("denied")
@@ -269,12 +269,12 @@ mod tests {
         assert!(check_read_only(&Policy::default(), &insert).is_ok());
         let nested_out = operation(
             Action::Aggregate,
-            Payload::Pipeline(vec![doc! {"$facet": {"x": [{"$out": "c"}]}}]),
+            Payload::Pipeline(vec![rawdoc! {"$facet": {"x": [{"$out": "c"}]}}]),
         );
         assert!(check_read_only(&policy, &nested_out).is_err());
         let read = operation(
             Action::Aggregate,
-            Payload::Pipeline(vec![doc! {"$match": {"a": 1}}]),
+            Payload::Pipeline(vec![rawdoc! {"$match": {"a": 1}}]),
         );
         assert!(check_read_only(&policy, &read).is_ok());
         assert!(check_read_only(&policy, &operation(Action::Find, Payload::None)).is_ok());

@@ -1,11 +1,13 @@
-//! Reading Extended JSON v2 (canonical and relaxed, and the common v1 wrappers) into BSON.
+//! Reading Extended JSON v2 (canonical and relaxed, and the common v1 wrappers) straight into raw
+//! BSON: the bytes a command is made of, with no document tree and no serde pass in between.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bson::oid::ObjectId;
+use bson::raw::RawJavaScriptCodeWithScope;
 use bson::spec::BinarySubtype;
 use bson::{
-    Binary, Bson, DateTime, Decimal128, Document, JavaScriptCodeWithScope, Regex, Timestamp,
+    Binary, Bson, DateTime, Decimal128, RawArrayBuf, RawBson, RawDocumentBuf, Regex, Timestamp,
 };
 use serde_json::{Map, Value};
 
@@ -23,9 +25,9 @@ impl EjsonError {
 type Result<T> = std::result::Result<T, EjsonError>;
 
 /// Converts a JSON object, read as Extended JSON, into a BSON document.
-pub fn to_document(map: Map<String, Value>) -> Result<Document> {
+pub fn to_document(map: Map<String, Value>) -> Result<RawDocumentBuf> {
     match object_to_bson(map)? {
-        Bson::Document(doc) => Ok(doc),
+        RawBson::Document(doc) => Ok(doc),
         other => Err(EjsonError::new(format!(
             "expected a document, found {}",
             bson_type_name(&other)
@@ -34,29 +36,31 @@ pub fn to_document(map: Map<String, Value>) -> Result<Document> {
 }
 
 /// Converts a JSON value, read as Extended JSON, into a BSON value.
-pub fn to_bson(value: Value) -> Result<Bson> {
+pub fn to_bson(value: Value) -> Result<RawBson> {
     match value {
-        Value::Null => Ok(Bson::Null),
-        Value::Bool(b) => Ok(Bson::Boolean(b)),
-        Value::String(s) => Ok(Bson::String(s)),
+        Value::Null => Ok(RawBson::Null),
+        Value::Bool(b) => Ok(RawBson::Boolean(b)),
+        Value::String(s) => Ok(RawBson::String(s)),
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
-                Ok(i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32))
+                Ok(i32::try_from(i).map_or(RawBson::Int64(i), RawBson::Int32))
             } else if n.is_u64() {
                 Err(EjsonError::new(format!(
                     "the number {n} is out of range for a 64-bit integer; send it as {{\"$numberDecimal\": \"{n}\"}}"
                 )))
             } else {
                 n.as_f64()
-                    .map(Bson::Double)
+                    .map(RawBson::Double)
                     .ok_or_else(|| EjsonError::new(format!("the number {n} is out of range")))
             }
         }
-        Value::Array(items) => items
-            .into_iter()
-            .map(to_bson)
-            .collect::<Result<Vec<_>>>()
-            .map(Bson::Array),
+        Value::Array(items) => {
+            let mut array = RawArrayBuf::new();
+            for item in items {
+                array.push(to_bson(item)?);
+            }
+            Ok(RawBson::Array(array))
+        }
         Value::Object(map) => object_to_bson(map),
     }
 }
@@ -83,13 +87,13 @@ const WRAPPER_KEYS: &[&str] = &[
     "$undefined",
 ];
 
-fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
+fn object_to_bson(mut map: Map<String, Value>) -> Result<RawBson> {
     let wrapper = map
         .keys()
         .find(|k| k.starts_with('$') && WRAPPER_KEYS.contains(&k.as_str()))
         .cloned();
     let Some(wrapper) = wrapper else {
-        let mut doc = Document::new();
+        let mut doc = RawDocumentBuf::new();
         for (key, value) in map {
             if key.contains('\0') {
                 return Err(EjsonError::new(format!(
@@ -97,9 +101,9 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
                 )));
             }
             let value = to_bson(value).map_err(|e| e.within(&key))?;
-            doc.insert(key, value);
+            doc.append(key, value);
         }
-        return Ok(Bson::Document(doc));
+        return Ok(RawBson::Document(doc));
     };
 
     let allowed: &[&str] = match wrapper.as_str() {
@@ -120,16 +124,18 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
     match wrapper.as_str() {
         "$oid" => {
             let hex = expect_str(&wrapper, &value)?;
-            ObjectId::parse_str(hex).map(Bson::ObjectId).map_err(|_| {
-                EjsonError::new(format!(
-                    "$oid must be 24 hexadecimal characters, found {hex:?}"
-                ))
-            })
+            ObjectId::parse_str(hex)
+                .map(RawBson::ObjectId)
+                .map_err(|_| {
+                    EjsonError::new(format!(
+                        "$oid must be 24 hexadecimal characters, found {hex:?}"
+                    ))
+                })
         }
-        "$symbol" => Ok(Bson::Symbol(expect_str(&wrapper, &value)?.to_owned())),
+        "$symbol" => Ok(RawBson::Symbol(expect_str(&wrapper, &value)?.to_owned())),
         "$numberInt" => {
             let s = expect_str(&wrapper, &value)?;
-            parse_integer::<i32>(s).map(Bson::Int32).ok_or_else(|| {
+            parse_integer::<i32>(s).map(RawBson::Int32).ok_or_else(|| {
                 EjsonError::new(format!(
                     "$numberInt must be a 32-bit integer in a string, found {s:?}"
                 ))
@@ -137,7 +143,7 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
         }
         "$numberLong" => {
             let s = expect_str(&wrapper, &value)?;
-            parse_integer::<i64>(s).map(Bson::Int64).ok_or_else(|| {
+            parse_integer::<i64>(s).map(RawBson::Int64).ok_or_else(|| {
                 EjsonError::new(format!(
                     "$numberLong must be a 64-bit integer in a string, found {s:?}"
                 ))
@@ -145,7 +151,7 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
         }
         "$numberDouble" => {
             let s = expect_str(&wrapper, &value)?;
-            parse_double(s).map(Bson::Double).ok_or_else(|| {
+            parse_double(s).map(RawBson::Double).ok_or_else(|| {
                 EjsonError::new(format!(
                     "$numberDouble must be a decimal number, \"Infinity\", \"-Infinity\" or \"NaN\" in a string, found {s:?}"
                 ))
@@ -156,7 +162,7 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
             is_decimal_string(s)
                 .then(|| s.parse::<Decimal128>().ok())
                 .flatten()
-                .map(Bson::Decimal128)
+                .map(RawBson::Decimal128)
                 .ok_or_else(|| {
                     EjsonError::new(format!(
                         "$numberDecimal must be a decimal number in a string, found {s:?}"
@@ -168,13 +174,13 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
         "$code" => {
             let code = expect_str(&wrapper, &value)?.to_owned();
             match map.remove("$scope") {
-                None => Ok(Bson::JavaScriptCode(code)),
-                Some(Value::Object(scope)) => {
-                    Ok(Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope {
+                None => Ok(RawBson::JavaScriptCode(code)),
+                Some(Value::Object(scope)) => Ok(RawBson::JavaScriptCodeWithScope(
+                    RawJavaScriptCodeWithScope {
                         code,
                         scope: to_document(scope).map_err(|e| e.within("$scope"))?,
-                    }))
-                }
+                    },
+                )),
                 Some(_) => Err(EjsonError::new("$scope must be a document")),
             }
         }
@@ -191,7 +197,7 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
                         ))
                     })
             };
-            Ok(Bson::Timestamp(Timestamp {
+            Ok(RawBson::Timestamp(Timestamp {
                 time: part("t")?,
                 increment: part("i")?,
             }))
@@ -214,16 +220,16 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
                 return Err(EjsonError::new(format!("{wrapper} must be 1")));
             }
             Ok(if wrapper == "$minKey" {
-                Bson::MinKey
+                RawBson::MinKey
             } else {
-                Bson::MaxKey
+                RawBson::MaxKey
             })
         }
         "$undefined" => {
             if value != Value::Bool(true) {
                 return Err(EjsonError::new("$undefined must be true"));
             }
-            Ok(Bson::Undefined)
+            Ok(RawBson::Undefined)
         }
         "$dbPointer" => {
             // DBPointer is deprecated and its fields are not constructible outside the bson
@@ -231,11 +237,14 @@ fn object_to_bson(mut map: Map<String, Value>) -> Result<Bson> {
             let fields = exact_object(&wrapper, value, &["$ref", "$id"])?;
             let mut wrapped = Map::new();
             wrapped.insert(wrapper.clone(), Value::Object(fields));
-            Bson::try_from(Value::Object(wrapped)).map_err(|_| {
-                EjsonError::new(
-                    "$dbPointer must be {\"$ref\": <string>, \"$id\": {\"$oid\": <hex>}}",
-                )
-            })
+            Bson::try_from(Value::Object(wrapped))
+                .ok()
+                .and_then(|b| RawBson::try_from(b).ok())
+                .ok_or_else(|| {
+                    EjsonError::new(
+                        "$dbPointer must be {\"$ref\": <string>, \"$id\": {\"$oid\": <hex>}}",
+                    )
+                })
         }
         _ => unreachable!("every key in WRAPPER_KEYS has an arm"),
     }
@@ -324,7 +333,7 @@ fn is_decimal_string(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-fn regex(pattern: &str, options: &str) -> Result<Bson> {
+fn regex(pattern: &str, options: &str) -> Result<RawBson> {
     let mut flags: Vec<char> = options.chars().collect();
     if let Some(bad) = flags.iter().find(|c| !"ilmsux".contains(**c)) {
         return Err(EjsonError::new(format!(
@@ -338,13 +347,13 @@ fn regex(pattern: &str, options: &str) -> Result<Bson> {
     }
     flags.sort_unstable();
     flags.dedup();
-    Ok(Bson::RegularExpression(Regex {
+    Ok(RawBson::RegularExpression(Regex {
         pattern: pattern.to_owned(),
         options: flags.into_iter().collect(),
     }))
 }
 
-fn binary(value: Value, legacy_type: Option<Value>) -> Result<Bson> {
+fn binary(value: Value, legacy_type: Option<Value>) -> Result<RawBson> {
     let (data, subtype) = match (value, legacy_type) {
         // v2: {"$binary": {"base64": "...", "subType": "hex"}}
         (Value::Object(fields), None) => {
@@ -379,13 +388,14 @@ fn binary(value: Value, legacy_type: Option<Value>) -> Result<Bson> {
                 "$binary.subType must be one or two hexadecimal digits, found {subtype:?}"
             ))
         })?;
-    Ok(Bson::Binary(Binary {
+    Ok(Binary {
         subtype: BinarySubtype::from(subtype),
         bytes,
-    }))
+    }
+    .into())
 }
 
-fn uuid(s: &str) -> Result<Bson> {
+fn uuid(s: &str) -> Result<RawBson> {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     let well_formed = s.len() == 36
         && [8, 13, 18, 23].iter().all(|i| s.as_bytes()[*i] == b'-')
@@ -398,10 +408,11 @@ fn uuid(s: &str) -> Result<Bson> {
                 "$uuid must look like \"00112233-4455-6677-8899-aabbccddeeff\", found {s:?}"
             ))
         })?;
-    Ok(Bson::Binary(Binary {
+    Ok(Binary {
         subtype: BinarySubtype::Uuid,
         bytes,
-    }))
+    }
+    .into())
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -411,12 +422,12 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn date(value: Value) -> Result<Bson> {
+fn date(value: Value) -> Result<RawBson> {
     let millis = match value {
         // Relaxed: an ISO-8601 string.
         Value::String(s) => {
             return DateTime::parse_rfc3339_str(&s)
-                .map(Bson::DateTime)
+                .map(RawBson::DateTime)
                 .map_err(|_| {
                     EjsonError::new(format!(
                         "$date must be an ISO-8601 date such as \"2024-01-31T12:00:00Z\", found {s:?}"
@@ -425,8 +436,8 @@ fn date(value: Value) -> Result<Bson> {
         }
         // Canonical: {"$numberLong": "<millis>"}.
         Value::Object(fields) => match to_bson(Value::Object(fields)) {
-            Ok(Bson::Int64(ms)) => Some(ms),
-            Ok(Bson::Int32(ms)) => Some(i64::from(ms)),
+            Ok(RawBson::Int64(ms)) => Some(ms),
+            Ok(RawBson::Int32(ms)) => Some(i64::from(ms)),
             _ => None,
         },
         // Legacy v1: milliseconds as a number.
@@ -434,7 +445,7 @@ fn date(value: Value) -> Result<Bson> {
         _ => None,
     };
     millis
-        .map(|ms| Bson::DateTime(DateTime::from_millis(ms)))
+        .map(|ms| RawBson::DateTime(DateTime::from_millis(ms)))
         .ok_or_else(|| {
             EjsonError::new(
                 "$date must be an ISO-8601 string or {\"$numberLong\": \"<milliseconds>\"}",
@@ -443,27 +454,27 @@ fn date(value: Value) -> Result<Bson> {
 }
 
 /// The name of a BSON type as users know it, for error messages.
-pub fn bson_type_name(value: &Bson) -> &'static str {
+pub fn bson_type_name(value: &RawBson) -> &'static str {
     match value {
-        Bson::Double(_) => "a double",
-        Bson::String(_) => "a string",
-        Bson::Array(_) => "an array",
-        Bson::Document(_) => "a document",
-        Bson::Boolean(_) => "a boolean",
-        Bson::Null => "null",
-        Bson::RegularExpression(_) => "a regular expression",
-        Bson::JavaScriptCode(_) | Bson::JavaScriptCodeWithScope(_) => "JavaScript code",
-        Bson::Int32(_) => "a 32-bit integer",
-        Bson::Int64(_) => "a 64-bit integer",
-        Bson::Timestamp(_) => "a timestamp",
-        Bson::Binary(_) => "binary data",
-        Bson::ObjectId(_) => "an ObjectId",
-        Bson::DateTime(_) => "a date",
-        Bson::Symbol(_) => "a symbol",
-        Bson::Decimal128(_) => "a decimal",
-        Bson::Undefined => "undefined",
-        Bson::MaxKey => "MaxKey",
-        Bson::MinKey => "MinKey",
-        Bson::DbPointer(_) => "a DBPointer",
+        RawBson::Double(_) => "a double",
+        RawBson::String(_) => "a string",
+        RawBson::Array(_) => "an array",
+        RawBson::Document(_) => "a document",
+        RawBson::Boolean(_) => "a boolean",
+        RawBson::Null => "null",
+        RawBson::RegularExpression(_) => "a regular expression",
+        RawBson::JavaScriptCode(_) | RawBson::JavaScriptCodeWithScope(_) => "JavaScript code",
+        RawBson::Int32(_) => "a 32-bit integer",
+        RawBson::Int64(_) => "a 64-bit integer",
+        RawBson::Timestamp(_) => "a timestamp",
+        RawBson::Binary(_) => "binary data",
+        RawBson::ObjectId(_) => "an ObjectId",
+        RawBson::DateTime(_) => "a date",
+        RawBson::Symbol(_) => "a symbol",
+        RawBson::Decimal128(_) => "a decimal",
+        RawBson::Undefined => "undefined",
+        RawBson::MaxKey => "MaxKey",
+        RawBson::MinKey => "MinKey",
+        RawBson::DbPointer(_) => "a DBPointer",
     }
 }

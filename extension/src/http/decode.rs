@@ -246,7 +246,7 @@ fn check_batch(field: &str, len: usize, limits: &Limits) -> Result<(), ApiError>
 mod tests {
     use super::*;
     use crate::config::Config;
-    use bson::doc;
+    use bson::rawdoc;
 
     fn limits(pairs: &[(&str, &str)]) -> Limits {
         let mut vars = vec![("MONGODB_URI", "mongodb://h")];
@@ -272,12 +272,12 @@ mod tests {
         };
         assert_eq!(
             items[0].options.comment,
-            Some(bson::Bson::String("nightly".into()))
+            Some(bson::RawBson::String("nightly".into()))
         );
         assert_eq!(items[0].options.bypass_document_validation, Some(true));
         assert_eq!(
             items[1].options.comment,
-            Some(bson::Bson::String("mine".into()))
+            Some(bson::RawBson::String("mine".into()))
         );
     }
 
@@ -323,7 +323,7 @@ mod tests {
             panic!("documents")
         };
         assert!(docs[0].get_object_id("_id").is_ok());
-        assert_eq!(docs[1], doc! {"_id": 5});
+        assert_eq!(docs[1], rawdoc! {"_id": 5});
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `collection`), then each field an action takes, with errors that name the field and say what it
 //! must be. Whatever no reader took is refused.
 
-use bson::{Bson, Document};
+use bson::{RawBson, RawDocument, RawDocumentBuf};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
@@ -72,7 +72,7 @@ impl Fields {
     }
 
     /// An optional document field, read as Extended JSON.
-    pub fn document(&mut self, name: &str) -> Result<Option<Document>, ApiError> {
+    pub fn document(&mut self, name: &str) -> Result<Option<RawDocumentBuf>, ApiError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Object(map)) => ejson::to_document(map)
@@ -82,13 +82,13 @@ impl Fields {
         }
     }
 
-    pub fn required_document(&mut self, name: &str) -> Result<Document, ApiError> {
+    pub fn required_document(&mut self, name: &str) -> Result<RawDocumentBuf, ApiError> {
         self.document(name)?
             .ok_or_else(|| missing(name, "a document"))
     }
 
     /// A required array of documents.
-    pub fn documents(&mut self, name: &str) -> Result<Vec<Document>, ApiError> {
+    pub fn documents(&mut self, name: &str) -> Result<Vec<RawDocumentBuf>, ApiError> {
         match self.take(name) {
             None => Err(missing(name, "an array of documents")),
             Some(Value::Array(items)) => items
@@ -105,7 +105,10 @@ impl Fields {
     }
 
     /// An optional array of documents.
-    pub fn optional_documents(&mut self, name: &str) -> Result<Option<Vec<Document>>, ApiError> {
+    pub fn optional_documents(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<Vec<RawDocumentBuf>>, ApiError> {
         if self.has(name) {
             self.documents(name).map(Some)
         } else {
@@ -127,9 +130,11 @@ impl Fields {
             return Ok(None);
         };
         let number = match ejson::to_bson(value.clone()) {
-            Ok(Bson::Int32(n)) => u64::try_from(n).ok(),
-            Ok(Bson::Int64(n)) => u64::try_from(n).ok(),
-            Ok(Bson::Double(f)) if f.fract() == 0.0 && (0.0..9.0e15).contains(&f) => Some(f as u64),
+            Ok(RawBson::Int32(n)) => u64::try_from(n).ok(),
+            Ok(RawBson::Int64(n)) => u64::try_from(n).ok(),
+            Ok(RawBson::Double(f)) if f.fract() == 0.0 && (0.0..9.0e15).contains(&f) => {
+                Some(f as u64)
+            }
             _ => None,
         };
         number
@@ -142,19 +147,19 @@ impl Fields {
     }
 
     /// Any value (for `comment`).
-    pub fn any(&mut self, name: &str) -> Result<Option<Bson>, ApiError> {
+    pub fn any(&mut self, name: &str) -> Result<Option<RawBson>, ApiError> {
         self.take(name)
             .map(|v| ejson::to_bson(v).map_err(|e| field_error(name, &e.to_string())))
             .transpose()
     }
 
     /// `hint`: an index name or a key pattern.
-    pub fn hint(&mut self) -> Result<Option<Bson>, ApiError> {
+    pub fn hint(&mut self) -> Result<Option<RawBson>, ApiError> {
         match self.take("hint") {
             None => Ok(None),
-            Some(Value::String(name)) => Ok(Some(Bson::String(name))),
+            Some(Value::String(name)) => Ok(Some(RawBson::String(name))),
             Some(Value::Object(map)) => ejson::to_document(map)
-                .map(|d| Some(Bson::Document(d)))
+                .map(|d| Some(RawBson::Document(d)))
                 .map_err(|e| field_error("hint", &e.to_string())),
             Some(other) => Err(type_error(
                 "hint",
@@ -165,7 +170,7 @@ impl Fields {
     }
 
     /// `collation`: a document with a string `locale`, as MongoDB requires.
-    pub fn collation(&mut self) -> Result<Option<Document>, ApiError> {
+    pub fn collation(&mut self) -> Result<Option<RawDocumentBuf>, ApiError> {
         let Some(doc) = self.document("collation")? else {
             return Ok(None);
         };
@@ -204,7 +209,7 @@ impl Fields {
             Some(Value::Object(map)) => {
                 let doc =
                     ejson::to_document(map).map_err(|e| field_error("update", &e.to_string()))?;
-                if doc.is_empty() || !doc.keys().all(|k| k.starts_with('$')) {
+                if doc.is_empty() || !keys(&doc).all(|k| k.starts_with('$')) {
                     return Err(ApiError::invalid(
                         "update must use update operators such as {\"$set\": {...}}; to replace a document use replaceOne",
                     ));
@@ -224,9 +229,9 @@ impl Fields {
     }
 
     /// A replacement document: no update operators.
-    pub fn replacement(&mut self) -> Result<Document, ApiError> {
+    pub fn replacement(&mut self) -> Result<RawDocumentBuf, ApiError> {
         let doc = self.required_document("replacement")?;
-        if doc.keys().any(|k| k.starts_with('$')) {
+        if keys(&doc).any(|k| k.starts_with('$')) {
             return Err(ApiError::invalid(
                 "replacement must be a plain document; update operators belong in updateOne",
             ));
@@ -238,6 +243,12 @@ impl Fields {
     pub fn raw(&mut self, name: &str) -> Option<Value> {
         self.take(name)
     }
+}
+
+/// A document's top-level keys (the reader made it, so it is well formed).
+fn keys(doc: &RawDocument) -> impl Iterator<Item = &str> {
+    doc.iter()
+        .filter_map(|element| element.ok().map(|(key, _)| key))
 }
 
 fn take_string(

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bson::Document;
+use bson::RawDocumentBuf;
 use mongodb::event::EventHandler;
 use mongodb::event::cmap::CmapEvent;
 use mongodb::event::sdam::SdamEvent;
@@ -38,8 +38,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug, Default)]
 pub struct CommandDefaults {
     pub selection_criteria: Option<SelectionCriteria>,
-    pub read_concern: Option<Document>,
-    pub write_concern: Option<Document>,
+    pub read_concern: Option<RawDocumentBuf>,
+    pub write_concern: Option<RawDocumentBuf>,
     /// `retryWrites=false` in the connection string turns the write retry off.
     pub retry_writes: bool,
 }
@@ -92,11 +92,11 @@ pub async fn build(
         read_concern: options
             .read_concern
             .as_ref()
-            .and_then(|rc| bson::to_document(rc).ok()),
+            .and_then(|rc| bson::to_raw_document_buf(rc).ok()),
         write_concern: options
             .write_concern
             .as_ref()
-            .and_then(|wc| bson::to_document(wc).ok())
+            .and_then(|wc| bson::to_raw_document_buf(wc).ok())
             .filter(|d| !d.is_empty()),
         retry_writes: options.retry_writes != Some(false),
     };
@@ -155,7 +155,7 @@ pub fn hosts_of(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::doc;
+    use bson::rawdoc;
 
     async fn built(uri: &str) -> Built {
         build(uri, "orders", Arc::default(), Arc::default())
@@ -194,8 +194,8 @@ mod tests {
             Some(Duration::from_millis(100))
         );
         assert!(!b.defaults.retry_writes);
-        assert_eq!(b.defaults.write_concern, Some(doc! {"w": "majority"}));
-        assert_eq!(b.defaults.read_concern, Some(doc! {"level": "majority"}));
+        assert_eq!(b.defaults.write_concern, Some(rawdoc! {"w": "majority"}));
+        assert_eq!(b.defaults.read_concern, Some(rawdoc! {"level": "majority"}));
         assert!(b.defaults.selection_criteria.is_some());
     }
 

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use bson::oid::ObjectId;
-use bson::{Bson, Document, RawDocumentBuf, doc};
+use bson::raw::{RawArrayBuf, RawBsonRef, RawDocument};
+use bson::{Bson, Document, RawBson, RawDocumentBuf, rawdoc};
 
 /// The actions, as the URL names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,24 +95,25 @@ impl Action {
 }
 
 /// Every option an action may take. Each action's request fills only those it accepts; the
-/// command builder puts each where its command wants it.
+/// command builder puts each where its command wants it. Documents stay raw BSON, as the
+/// Extended JSON reader wrote them: a command is assembled from their bytes.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    pub filter: Option<Document>,
-    pub projection: Option<Document>,
-    pub sort: Option<Document>,
+    pub filter: Option<RawDocumentBuf>,
+    pub projection: Option<RawDocumentBuf>,
+    pub sort: Option<RawDocumentBuf>,
     pub skip: Option<u64>,
     pub limit: Option<u64>,
     pub batch_size: Option<u32>,
     /// An index name (a string) or a key pattern (a document).
-    pub hint: Option<Bson>,
-    pub collation: Option<Document>,
-    pub comment: Option<Bson>,
-    pub let_vars: Option<Document>,
+    pub hint: Option<RawBson>,
+    pub collation: Option<RawDocumentBuf>,
+    pub comment: Option<RawBson>,
+    pub let_vars: Option<RawDocumentBuf>,
     pub bypass_document_validation: Option<bool>,
     pub allow_disk_use: Option<bool>,
     pub upsert: Option<bool>,
-    pub array_filters: Option<Vec<Document>>,
+    pub array_filters: Option<Vec<RawDocumentBuf>>,
     /// findOneAndUpdate/Replace: return the document after the change.
     pub return_after: Option<bool>,
     pub ordered: Option<bool>,
@@ -124,11 +126,11 @@ pub struct Options {
 pub enum Payload {
     None,
     /// insertOne's document (with its `_id`), a replacement.
-    Document(Document),
+    Document(RawDocumentBuf),
     /// insertMany's documents, each with its `_id`.
-    Documents(Vec<Document>),
+    Documents(Vec<RawDocumentBuf>),
     Update(Update),
-    Pipeline(Vec<Document>),
+    Pipeline(Vec<RawDocumentBuf>),
     /// distinct's key.
     Key(String),
     /// bulkWrite's operations, each a single-document write.
@@ -138,15 +140,15 @@ pub enum Payload {
 /// An update: operators, or an aggregation pipeline.
 #[derive(Clone, Debug)]
 pub enum Update {
-    Operators(Document),
-    Pipeline(Vec<Document>),
+    Operators(RawDocumentBuf),
+    Pipeline(Vec<RawDocumentBuf>),
 }
 
-impl From<Update> for Bson {
-    fn from(update: Update) -> Bson {
+impl From<&Update> for RawBson {
+    fn from(update: &Update) -> RawBson {
         match update {
-            Update::Operators(d) => Bson::Document(d),
-            Update::Pipeline(p) => Bson::Array(p.into_iter().map(Bson::Document).collect()),
+            Update::Operators(d) => RawBson::Document(d.clone()),
+            Update::Pipeline(stages) => RawBson::Array(array(stages)),
         }
     }
 }
@@ -168,13 +170,15 @@ pub struct Namespace {
 
 /// Gives a document an `_id` (first, as MongoDB stores it) unless it has one, as drivers do; the
 /// id is what insertOne and insertMany answer with.
-pub fn with_id(document: Document) -> Document {
-    if document.contains_key("_id") {
+pub fn with_id(document: RawDocumentBuf) -> RawDocumentBuf {
+    if matches!(document.get("_id"), Ok(Some(_))) {
         return document;
     }
-    let mut out = Document::new();
-    out.insert("_id", ObjectId::new());
-    out.extend(document);
+    let mut out = RawDocumentBuf::new();
+    out.append("_id", ObjectId::new());
+    for (key, value) in document.iter().flatten() {
+        out.append_ref(key, value);
+    }
     out
 }
 
@@ -189,7 +193,7 @@ impl Operation {
             | Action::EstimatedDocumentCount
             | Action::Distinct => false,
             Action::Aggregate => {
-                matches!(&self.payload, Payload::Pipeline(stages) if stages.iter().any(writes_at_any_depth))
+                matches!(&self.payload, Payload::Pipeline(stages) if stages.iter().any(|s| writes_at_any_depth(s)))
             }
             _ => true,
         }
@@ -205,89 +209,102 @@ impl Operation {
     }
 }
 
-/// The command an operation becomes (not for bulkWrite, whose operations each have their own).
-/// `maxTimeMS`, `txnNumber` and the concerns are added when it is sent.
-pub fn command(op: &Operation, collection: &str) -> Document {
+/// The command an operation becomes (not for bulkWrite, whose operations each have their own),
+/// as raw BSON assembled from the request's own bytes. `maxTimeMS`, `txnNumber` and the concerns
+/// are appended when it is sent.
+pub fn command(op: &Operation, collection: &str) -> RawDocumentBuf {
     let o = &op.options;
     let filter = || o.filter.clone().unwrap_or_default();
-    let cmd = match op.action {
+    let mut cmd = RawDocumentBuf::new();
+    match op.action {
         Action::FindOne | Action::Find => {
-            let mut cmd = doc! {"find": collection, "filter": filter()};
+            cmd.append("find", collection);
+            cmd.append("filter", filter());
             put(&mut cmd, "projection", o.projection.clone());
             put(&mut cmd, "sort", o.sort.clone());
             put(&mut cmd, "skip", o.skip.map(count));
             if op.action == Action::FindOne {
-                cmd.insert("limit", 1);
-                cmd.insert("singleBatch", true);
+                cmd.append("limit", 1);
+                cmd.append("singleBatch", true);
             } else {
                 put(&mut cmd, "limit", o.limit.map(count));
                 put(&mut cmd, "batchSize", o.batch_size.map(i64::from));
                 put(&mut cmd, "allowDiskUse", o.allow_disk_use);
             }
-            cmd
         }
         Action::Aggregate => {
             let Payload::Pipeline(stages) = &op.payload else {
                 unreachable!("aggregate carries a pipeline")
             };
-            let mut cursor = Document::new();
+            let mut cursor = RawDocumentBuf::new();
             put(&mut cursor, "batchSize", o.batch_size.map(i64::from));
-            let mut cmd =
-                doc! {"aggregate": collection, "pipeline": stages.clone(), "cursor": cursor};
+            cmd.append("aggregate", collection);
+            cmd.append("pipeline", array(stages));
+            cmd.append("cursor", cursor);
             put(&mut cmd, "allowDiskUse", o.allow_disk_use);
             put(
                 &mut cmd,
                 "bypassDocumentValidation",
                 o.bypass_document_validation,
             );
-            cmd
         }
         Action::CountDocuments => {
-            let mut stages = vec![doc! {"$match": filter()}];
+            let mut stages = RawArrayBuf::new();
+            stages.push(rawdoc! {"$match": filter()});
             if let Some(n) = o.skip {
-                stages.push(doc! {"$skip": count(n)});
+                stages.push(rawdoc! {"$skip": count(n)});
             }
             if let Some(n) = o.limit {
-                stages.push(doc! {"$limit": count(n)});
+                stages.push(rawdoc! {"$limit": count(n)});
             }
-            stages.push(doc! {"$group": {"_id": 1, "n": {"$sum": 1}}});
-            doc! {"aggregate": collection, "pipeline": stages, "cursor": {}}
+            stages.push(rawdoc! {"$group": {"_id": 1, "n": {"$sum": 1}}});
+            cmd.append("aggregate", collection);
+            cmd.append("pipeline", stages);
+            cmd.append("cursor", RawDocumentBuf::new());
         }
-        Action::EstimatedDocumentCount => doc! {"count": collection},
+        Action::EstimatedDocumentCount => cmd.append("count", collection),
         Action::Distinct => {
             let Payload::Key(key) = &op.payload else {
                 unreachable!("distinct carries a key")
             };
-            doc! {"distinct": collection, "key": key, "query": filter()}
+            cmd.append("distinct", collection);
+            cmd.append("key", key.as_str());
+            cmd.append("query", filter());
         }
         Action::InsertOne | Action::InsertMany => {
             let documents = match &op.payload {
-                Payload::Document(d) => vec![d.clone()],
-                Payload::Documents(ds) => ds.clone(),
+                Payload::Document(d) => array(std::slice::from_ref(d)),
+                Payload::Documents(ds) => array(ds),
                 _ => unreachable!("inserts carry documents"),
             };
-            let mut cmd = doc! {"insert": collection, "documents": documents};
-            cmd.insert("ordered", o.ordered.unwrap_or(true));
+            cmd.append("insert", collection);
+            cmd.append("documents", documents);
+            cmd.append("ordered", o.ordered.unwrap_or(true));
             put(
                 &mut cmd,
                 "bypassDocumentValidation",
                 o.bypass_document_validation,
             );
-            cmd
         }
         Action::UpdateOne | Action::UpdateMany | Action::ReplaceOne => {
-            let u: Bson = match &op.payload {
-                Payload::Update(update) => update.clone().into(),
-                Payload::Document(replacement) => Bson::Document(replacement.clone()),
+            let u = match &op.payload {
+                Payload::Update(update) => RawBson::from(update),
+                Payload::Document(replacement) => RawBson::Document(replacement.clone()),
                 _ => unreachable!("updates carry an update or a replacement"),
             };
             let mut statement =
-                doc! {"q": filter(), "u": u, "multi": op.action == Action::UpdateMany};
+                rawdoc! {"q": filter(), "u": u, "multi": op.action == Action::UpdateMany};
             put(&mut statement, "upsert", o.upsert);
-            put(&mut statement, "arrayFilters", o.array_filters.clone());
+            put(
+                &mut statement,
+                "arrayFilters",
+                o.array_filters.as_deref().map(array),
+            );
             put(&mut statement, "hint", o.hint.clone());
             put(&mut statement, "collation", o.collation.clone());
-            let mut cmd = doc! {"update": collection, "updates": [statement], "ordered": true};
+            cmd.append("update", collection);
+            cmd.append("updates", rawdoc_array(statement));
+            cmd.append("ordered", true);
             put(
                 &mut cmd,
                 "bypassDocumentValidation",
@@ -297,38 +314,38 @@ pub fn command(op: &Operation, collection: &str) -> Document {
         }
         Action::DeleteOne | Action::DeleteMany => {
             let limit = i32::from(op.action == Action::DeleteOne);
-            let mut statement = doc! {"q": filter(), "limit": limit};
+            let mut statement = rawdoc! {"q": filter(), "limit": limit};
             put(&mut statement, "hint", o.hint.clone());
             put(&mut statement, "collation", o.collation.clone());
-            let cmd = doc! {"delete": collection, "deletes": [statement], "ordered": true};
+            cmd.append("delete", collection);
+            cmd.append("deletes", rawdoc_array(statement));
+            cmd.append("ordered", true);
             return with_shared(cmd, o, false);
         }
         Action::FindOneAndUpdate | Action::FindOneAndReplace | Action::FindOneAndDelete => {
-            let mut cmd = doc! {"findAndModify": collection, "query": filter()};
+            cmd.append("findAndModify", collection);
+            cmd.append("query", filter());
             put(&mut cmd, "sort", o.sort.clone());
             put(&mut cmd, "fields", o.projection.clone());
             match &op.payload {
-                Payload::Update(update) => {
-                    cmd.insert("update", Bson::from(update.clone()));
-                }
-                Payload::Document(replacement) => {
-                    cmd.insert("update", replacement.clone());
-                }
-                _ => {
-                    cmd.insert("remove", true);
-                }
+                Payload::Update(update) => cmd.append("update", RawBson::from(update)),
+                Payload::Document(replacement) => cmd.append("update", replacement.clone()),
+                _ => cmd.append("remove", true),
             }
             if op.action != Action::FindOneAndDelete {
-                cmd.insert("new", o.return_after.unwrap_or(false));
+                cmd.append("new", o.return_after.unwrap_or(false));
                 put(&mut cmd, "upsert", o.upsert);
             }
-            put(&mut cmd, "arrayFilters", o.array_filters.clone());
+            put(
+                &mut cmd,
+                "arrayFilters",
+                o.array_filters.as_deref().map(array),
+            );
             put(
                 &mut cmd,
                 "bypassDocumentValidation",
                 o.bypass_document_validation,
             );
-            cmd
         }
         Action::BulkWrite => unreachable!("a bulkWrite's operations each have their own command"),
     };
@@ -337,7 +354,7 @@ pub fn command(op: &Operation, collection: &str) -> Document {
 
 /// The options most commands take at their top level. Updates and deletes keep `hint` and
 /// `collation` in their statement instead.
-fn with_shared(mut cmd: Document, o: &Options, hint_and_collation: bool) -> Document {
+fn with_shared(mut cmd: RawDocumentBuf, o: &Options, hint_and_collation: bool) -> RawDocumentBuf {
     if hint_and_collation {
         put(&mut cmd, "hint", o.hint.clone());
         put(&mut cmd, "collation", o.collation.clone());
@@ -347,24 +364,37 @@ fn with_shared(mut cmd: Document, o: &Options, hint_and_collation: bool) -> Docu
     cmd
 }
 
-fn put(cmd: &mut Document, key: &str, value: Option<impl Into<Bson>>) {
+fn put(cmd: &mut RawDocumentBuf, key: &str, value: Option<impl Into<RawBson>>) {
     if let Some(value) = value {
-        cmd.insert(key, value.into());
+        cmd.append(key, value);
     }
 }
 
-fn writes_at_any_depth(stage: &Document) -> bool {
-    fn writes(value: &Bson) -> bool {
+fn array(documents: &[RawDocumentBuf]) -> RawArrayBuf {
+    let mut array = RawArrayBuf::new();
+    for document in documents {
+        array.push(document.clone());
+    }
+    array
+}
+
+fn rawdoc_array(document: RawDocumentBuf) -> RawArrayBuf {
+    let mut array = RawArrayBuf::new();
+    array.push(document);
+    array
+}
+
+fn writes_at_any_depth(stage: &RawDocument) -> bool {
+    fn writes(value: RawBsonRef<'_>) -> bool {
         match value {
-            Bson::Document(doc) => doc
-                .iter()
-                .any(|(key, child)| key == "$out" || key == "$merge" || writes(child)),
-            Bson::Array(items) => items.iter().any(writes),
+            RawBsonRef::Document(doc) => writes_at_any_depth(doc),
+            RawBsonRef::Array(items) => items.into_iter().flatten().any(writes),
             _ => false,
         }
     }
     stage
         .iter()
+        .flatten()
         .any(|(key, child)| key == "$out" || key == "$merge" || writes(child))
 }
 
@@ -385,6 +415,7 @@ pub fn raw(document: &Document) -> RawDocumentBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bson::doc;
 
     fn op(action: Action, options: Options, payload: Payload) -> Operation {
         Operation {
@@ -405,10 +436,10 @@ mod tests {
     #[test]
     fn options_go_where_each_command_wants_them() {
         let options = Options {
-            filter: Some(doc! {"a": 1}),
-            hint: Some(Bson::String("a_1".into())),
-            collation: Some(doc! {"locale": "en"}),
-            comment: Some(Bson::String("c".into())),
+            filter: Some(rawdoc! {"a": 1}),
+            hint: Some(RawBson::String("a_1".into())),
+            collation: Some(rawdoc! {"locale": "en"}),
+            comment: Some(RawBson::String("c".into())),
             upsert: Some(true),
             ..Options::default()
         };
@@ -416,18 +447,18 @@ mod tests {
             &op(
                 Action::UpdateOne,
                 options.clone(),
-                Payload::Update(Update::Operators(doc! {"$set": {"b": 1}})),
+                Payload::Update(Update::Operators(rawdoc! {"$set": {"b": 1}})),
             ),
             "items",
         );
         assert_eq!(
-            update,
+            update.to_document().expect("well formed"),
             doc! {"update": "items", "updates": [{"q": {"a": 1}, "u": {"$set": {"b": 1}}, "multi": false,
             "upsert": true, "hint": "a_1", "collation": {"locale": "en"}}], "ordered": true, "comment": "c"}
         );
         let find = command(&op(Action::FindOne, options, Payload::None), "items");
         assert_eq!(
-            find,
+            find.to_document().expect("well formed"),
             doc! {"find": "items", "filter": {"a": 1}, "limit": 1, "singleBatch": true,
             "hint": "a_1", "collation": {"locale": "en"}, "comment": "c"}
         );
@@ -447,6 +478,7 @@ mod tests {
             ),
             "c",
         );
+        let count = count.to_document().expect("well formed");
         assert_eq!(
             count.get_array("pipeline").map(Vec::len).ok(),
             Some(4),
@@ -457,14 +489,18 @@ mod tests {
             "c",
         );
         assert_eq!(delete.get_bool("remove").ok(), Some(true));
-        assert!(!delete.contains_key("new"));
+        assert!(matches!(delete.get("new"), Ok(None)));
     }
 
     #[test]
     fn an_id_is_given_first_unless_the_document_has_one() {
-        let given = with_id(doc! {"a": 1});
-        assert_eq!(given.keys().next().map(String::as_str), Some("_id"));
+        let given = with_id(rawdoc! {"a": 1});
+        let first = given.iter().flatten().next().map(|(key, _)| key);
+        assert_eq!(first, Some("_id"));
         assert!(given.get_object_id("_id").is_ok());
-        assert_eq!(with_id(doc! {"a": 1, "_id": 7}), doc! {"a": 1, "_id": 7});
+        assert_eq!(
+            with_id(rawdoc! {"a": 1, "_id": 7}),
+            rawdoc! {"a": 1, "_id": 7}
+        );
     }
 }

@@ -223,21 +223,21 @@ impl Connection {
     async fn read(
         &self,
         db: &Database,
-        mut command: Document,
+        mut command: RawDocumentBuf,
         budget: Budget,
     ) -> Result<Document, OpError> {
         let name = command_name(&command);
         if let Some(rc) = &self.defaults.read_concern {
-            command.insert("readConcern", rc.clone());
+            command.append("readConcern", rc.clone());
         }
         let mut retried = false;
         loop {
             let mut sent = command.clone();
             if !self.refuses_max_time(&name) {
-                sent.insert("maxTimeMS", budget.max_time_ms()?);
+                sent.append("maxTimeMS", budget.max_time_ms()?);
             }
             let run = db
-                .run_command(sent)
+                .run_raw_command(sent)
                 .optional(self.defaults.selection_criteria.clone(), |a, s| {
                     a.selection_criteria(s)
                 });
@@ -263,20 +263,20 @@ impl Connection {
     async fn open_cursor(
         &self,
         db: &Database,
-        mut command: Document,
+        mut command: RawDocumentBuf,
         batch_size: Option<u32>,
         budget: Budget,
         retry: bool,
     ) -> Result<Cursor<RawDocumentBuf>, OpError> {
         if let Some(rc) = &self.defaults.read_concern {
-            command.insert("readConcern", rc.clone());
+            command.append("readConcern", rc.clone());
         }
         let mut retried = false;
         loop {
             let mut sent = command.clone();
-            sent.insert("maxTimeMS", budget.max_time_ms()?);
+            sent.append("maxTimeMS", budget.max_time_ms()?);
             let run = db
-                .run_cursor_command(sent)
+                .run_raw_cursor_command(sent)
                 .optional(batch_size, |a, n| a.batch_size(n))
                 .optional(self.defaults.selection_criteria.clone(), |a, s| {
                     a.selection_criteria(s)
@@ -340,8 +340,13 @@ impl DocumentStream {
     }
 }
 
-fn command_name(command: &Document) -> String {
-    command.keys().next().cloned().unwrap_or_default()
+fn command_name(command: &RawDocument) -> String {
+    command
+        .iter()
+        .flatten()
+        .next()
+        .map(|(key, _)| key.to_owned())
+        .unwrap_or_default()
 }
 
 pub(super) fn as_i64(value: &Bson) -> Option<i64> {

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf, doc};
 use mongodb::Database;
 use tracing::debug;
 
@@ -25,18 +25,18 @@ impl Connection {
     pub(super) async fn send_write(
         &self,
         db: &Database,
-        mut command: Document,
+        mut command: RawDocumentBuf,
         budget: Budget,
         many: bool,
     ) -> Result<Document, OpError> {
         if let Some(wc) = &self.defaults.write_concern {
-            command.insert("writeConcern", wc.clone());
+            command.append("writeConcern", wc.clone());
         }
         // Multi-document updates and deletes are not retryable writes.
         let retryable = self.retryable_writes.load(Ordering::Relaxed) && !many;
         let mut session = None;
         if retryable {
-            command.insert("txnNumber", self.txn_number.fetch_add(1, Ordering::Relaxed));
+            command.append("txnNumber", self.txn_number.fetch_add(1, Ordering::Relaxed));
             session = Some(
                 self.client
                     .start_session()
@@ -49,7 +49,7 @@ impl Connection {
             // After a first attempt, nothing is known about whether the write was applied.
             let may_have_run = attempt > 1;
             let mut sent = command.clone();
-            sent.insert(
+            sent.append(
                 "maxTimeMS",
                 budget.max_time_ms().map_err(|e| {
                     if may_have_run {
@@ -60,7 +60,7 @@ impl Connection {
                 })?,
             );
             let before = trace::current().map(|t| (t.checkouts(), t));
-            let mut run = db.run_command(sent);
+            let mut run = db.run_raw_command(sent);
             if let Some(session) = session.as_mut() {
                 run = run.session(session);
             }
@@ -198,14 +198,11 @@ impl Written {
         written.answer = match (op.action, &op.payload) {
             (Action::InsertOne, Payload::Document(d)) => {
                 written.inserted = n;
-                doc! {"insertedId": d.get("_id").cloned().unwrap_or(Bson::Null)}
+                doc! {"insertedId": id_of(d)}
             }
             (Action::InsertMany, Payload::Documents(ds)) => {
                 written.inserted = n;
-                let ids: Vec<Bson> = ds
-                    .iter()
-                    .map(|d| d.get("_id").cloned().unwrap_or(Bson::Null))
-                    .collect();
+                let ids: Vec<Bson> = ds.iter().map(|d| id_of(d)).collect();
                 doc! {"insertedIds": ids}
             }
             (Action::DeleteOne | Action::DeleteMany, _) => {
@@ -228,6 +225,16 @@ impl Written {
         };
         written
     }
+}
+
+/// An inserted document's `_id` (the decoder gave every one an id).
+fn id_of(document: &RawDocument) -> Bson {
+    document
+        .get("_id")
+        .ok()
+        .flatten()
+        .and_then(|id| Bson::try_from(id.to_raw_bson()).ok())
+        .unwrap_or(Bson::Null)
 }
 
 /// Counts a bulk write has applied so far.
@@ -271,6 +278,7 @@ impl BulkCounts {
 mod tests {
     use super::*;
     use crate::mongo::ops::{Options, Update};
+    use bson::rawdoc;
 
     fn op(action: Action, payload: Payload) -> Operation {
         Operation {
@@ -285,7 +293,7 @@ mod tests {
         let upsert = Written::from_reply(
             &op(
                 Action::UpdateOne,
-                Payload::Update(Update::Operators(doc! {"$set": {"a": 1}})),
+                Payload::Update(Update::Operators(rawdoc! {"$set": {"a": 1}})),
             ),
             &doc! {"n": 1, "nModified": 0, "upserted": [{"index": 0, "_id": 7}], "ok": 1.0},
         );
@@ -296,7 +304,7 @@ mod tests {
         let insert = Written::from_reply(
             &op(
                 Action::InsertOne,
-                Payload::Document(doc! {"_id": 3, "a": 1}),
+                Payload::Document(rawdoc! {"_id": 3, "a": 1}),
             ),
             &doc! {"n": 1, "ok": 1.0},
         );
@@ -313,7 +321,7 @@ mod tests {
         let mut counts = BulkCounts::default();
         let update = op(
             Action::UpdateOne,
-            Payload::Update(Update::Operators(doc! {"$set": {"a": 1}})),
+            Payload::Update(Update::Operators(rawdoc! {"$set": {"a": 1}})),
         );
         counts.add(
             0,
