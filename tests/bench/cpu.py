@@ -138,25 +138,40 @@ def run_callgrind(ctx: Context, section: Section) -> None:
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         section.error("callgrind", "valgrind / callgrind_control not found")
         return
-    count = ctx.workload.callgrind_requests
-    port = free_port()
-    socket_path = str(ctx.scratch / "callgrind.sock")
     # Kept after the run, for callgrind_annotate (useful with a binary built with symbols).
     dumps = BENCH_OUT / "callgrind"
     shutil.rmtree(dumps, ignore_errors=True)
     dumps.mkdir(parents=True)
+    plain = _callgrind_sidecar(ctx, section, dumps, {}, ["TCP", "Unix socket"])
+    # The same count of instructions with EMF metrics on: unlike CPU time, not moved by the machine's load.
+    emf = _callgrind_sidecar(ctx, section, dumps, {"MONGO_SIDECAR_METRICS": "emf"}, ["TCP"],
+                             label=", MONGO_SIDECAR_METRICS=emf")
+    if plain.get("TCP") and emf.get("TCP"):
+        section.add("instructions per findOne with MONGO_SIDECAR_METRICS=emf / without", emf["TCP"] / plain["TCP"],
+                    "×", goal=Goal(METRICS_RATIO_GOAL), note=f"{emf['TCP'] / 1000:,.0f} k against {plain['TCP'] / 1000:,.0f} k")
+
+
+def _callgrind_sidecar(ctx: Context, section: Section, dumps, extra_env: dict, paths: list[str],
+                       label: str = "") -> dict[str, float]:
+    """One sidecar under callgrind: instructions per findOne over each path in `paths`."""
+    count = ctx.workload.callgrind_requests
+    port = free_port()
+    socket_path = str(ctx.scratch / "callgrind.sock")
     out_prefix = str(dumps / "callgrind.out")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MONGODB_URI": ctx.db.uri, "MONGO_SIDECAR_PORT": str(port),
            "MONGO_SIDECAR_SOCKET": socket_path, "MONGO_SIDECAR_TOKEN": TOKEN, "AWS_LAMBDA_LOG_LEVEL": "info",
            # Under valgrind everything is ~50x slower: no timeout may fire during the workload.
-           "MONGO_SIDECAR_READY_TIMEOUT_MS": "60000", "MONGO_SIDECAR_HEADER_TIMEOUT_MS": "60000"}
-    log = open(dumps / "sidecar.log", "wb")
+           "MONGO_SIDECAR_READY_TIMEOUT_MS": "60000", "MONGO_SIDECAR_HEADER_TIMEOUT_MS": "60000", **extra_env}
+    targets = {"TCP": Target(port=port), "Unix socket": Target(unix_path=socket_path)}
+    found: dict[str, float] = {}
+    log = open(dumps / f"sidecar{label.replace(' ', '_').replace(',', '')}.log", "wb")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_prefix}.%p",
                              str(ctx.binary)], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         _wait_listening(Target(port=port), proc, timeout=120)
         request = findone_request(ctx)
-        for name, target in {"TCP": Target(port=port), "Unix socket": Target(unix_path=socket_path)}.items():
+        for name in paths:
+            target = targets[name]
             sequential(target, request, 50)  # warm this path
             subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
             started = time.perf_counter()
@@ -166,10 +181,11 @@ def run_callgrind(ctx: Context, section: Section) -> None:
                                     capture_output=True, text=True)
             dump = _newest_dump(out_prefix, proc.pid)
             instructions = _callgrind_total(dump) / count
-            section.details[f"callgrind {name}"] = {"requests": count, "ok": result["ok"], "seconds": seconds,
-                                                    "instructions_per_request": instructions, "dump": dump,
-                                                    "control": listed.stdout.strip()[-300:]}
-            section.add(f"instructions per findOne under callgrind, {name}", instructions / 1000, "k instr",
+            found[name] = instructions
+            section.details[f"callgrind {name}{label}"] = {
+                "requests": count, "ok": result["ok"], "seconds": seconds, "instructions_per_request": instructions,
+                "dump": dump, "control": listed.stdout.strip()[-300:]}
+            section.add(f"instructions per findOne under callgrind, {name}{label}", instructions / 1000, "k instr",
                         note=f"{count:,} requests, all threads, user space only; dump {dump}")
     finally:
         proc.terminate()
@@ -179,6 +195,7 @@ def run_callgrind(ctx: Context, section: Section) -> None:
             proc.kill()
             proc.wait()
         log.close()
+    return found
 
 
 def _wait_listening(target: Target, proc: subprocess.Popen, timeout: float) -> None:
