@@ -13,11 +13,14 @@ TOOLS    := .tools
 VENV     := $(TOOLS)/venv
 PYTHON   := $(VENV)/bin/python
 NODE_DIR := $(TOOLS)/node
+JAVA_RUNTIME := $(TOOLS)/java-runtime
 LOGS     := $(TOOLS)/logs
 GO_PINS  := tests/tools/go.mod tests/tools/go.sum
 
-# The Debian packages aws-lambda-ric's install script needs (it builds its own curl).
-SYSTEM_DEPS := autoconf automake libtool
+# Debian packages. aws-lambda-ric's install script builds its own curl with the first three;
+# qemu-user-static and the aarch64 glibc run the arm64 extension on an x86_64 machine.
+TOOLS_DEBIAN_PACKAGES := autoconf automake libtool
+ARM64_DEBIAN_PACKAGES := qemu-user-static libc6-arm64-cross
 
 # The layer. Lambda's x86_64 runtimes run Amazon Linux 2 (glibc 2.26) or 2023 (glibc 2.34):
 # linking against glibc 2.17 with zig (cargo-lambda) runs on both.
@@ -43,21 +46,31 @@ TEST_ENV := MONGO_SIDECAR_LAYER_ZIP=$(CURDIR)/dist/mongo-sidecar-layer-x86_64.zi
 # need: fail with a clear message when a command is missing.
 need = command -v $(1) >/dev/null || { echo "error: '$(1)' not found. $(2)" >&2; exit 1; }
 
+# debian_packages(packages, what for): install the missing ones with apt-get when root, saying
+# which; otherwise stop with the command to run.
+debian_packages = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done | xargs); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing the Debian packages $$missing ($(2)): apt-get install $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else echo "error: $(2) needs the Debian packages $$missing: run 'sudo apt-get install -y $$missing'" >&2; exit 1; fi; \
+	fi
+
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the Node.js runtime client needs (root, apt)
-	@missing=$$(for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -z "$$missing" ]; then echo "system-deps: already installed ($(SYSTEM_DEPS))"; \
-	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+system-deps: ## Install every Debian package the tools and tests need (root, apt); make tools and make test do it too
+	@$(call debian_packages,$(TOOLS_DEBIAN_PACKAGES),the Node.js runtime client)
+	@$(call debian_packages,$(ARM64_DEBIAN_PACKAGES),running the arm64 extension under qemu)
+	@echo "system-deps: installed ($(TOOLS_DEBIAN_PACKAGES) $(ARM64_DEBIAN_PACKAGES))"
 
 # ---------------------------------------------------------------------------------------------
 # Tools
 
 .PHONY: tools
-tools: $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp ## Install the build and test tools into .tools/
+tools: $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp $(JAVA_RUNTIME)/.stamp ## Install the build and test tools into .tools/
 
 $(TOOLS)/bin/ferretdb: $(GO_PINS) tests/tools/ferretdb/main.go
 	@$(call need,go,Install Go 1.26 or newer.)
@@ -77,11 +90,17 @@ $(VENV)/.stamp: tests/requirements.txt
 
 $(NODE_DIR)/.stamp: tests/package.json tests/package-lock.json
 	@$(call need,npm,Install Node.js 20 or newer with npm.)
-	@for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || \
-		{ echo "error: Debian package $$p is missing (aws-lambda-ric builds curl at install): run 'make system-deps'" >&2; exit 1; }; done
+	@$(call debian_packages,$(TOOLS_DEBIAN_PACKAGES),the Node.js runtime client)
 	mkdir -p $(NODE_DIR)
 	cp tests/package.json tests/package-lock.json $(NODE_DIR)/
 	cd $(NODE_DIR) && npm_config_nodedir=/usr npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Lambda's Java runtime interface client, to run the Java sample under the emulator.
+$(JAVA_RUNTIME)/.stamp: tests/tools/java-runtime/pom.xml
+	@$(call need,mvn,Install Maven and Java 17 or newer.)
+	rm -rf $(JAVA_RUNTIME)
+	mvn -q -B -f tests/tools/java-runtime/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JAVA_RUNTIME)
 	@touch $@
 
 # ---------------------------------------------------------------------------------------------
@@ -90,25 +109,43 @@ $(NODE_DIR)/.stamp: tests/package.json tests/package-lock.json
 .PHONY: build
 build: $(VENV)/.stamp ## Build the extension for Lambda (ARCH=x86_64|arm64) into target/lambda/ARCH/
 	@$(call need,cargo,Install Rust with rustup.)
-	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -qx $(RUST_TARGET_arm64); then \
-		echo "error: ARCH=arm64 needs the Rust target $(RUST_TARGET_arm64): run 'rustup target add $(RUST_TARGET_arm64)'" >&2; exit 1; fi
 	@[ -n "$(RUST_TARGET_$(ARCH))" ] || { echo "error: ARCH must be x86_64 or arm64, not '$(ARCH)'" >&2; exit 1; }
+	@rustup target list --installed 2>/dev/null | grep -qx $(RUST_TARGET_$(ARCH)) || { \
+		echo "build: adding the Rust target $(RUST_TARGET_$(ARCH)) (rustup target add)"; rustup target add $(RUST_TARGET_$(ARCH)); }
 	RUSTFLAGS="$(LAYER_RUSTFLAGS)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO_LAMBDA) lambda build --release --extension \
 		--target $(RUST_TARGET_$(ARCH)).$(GLIBC) --lambda-dir target/lambda/$(ARCH)
 
 .PHONY: layer
-layer: build ## Build the layer zip, dist/mongo-sidecar-layer-x86_64.zip
+layer: build ## Build the layer zip, dist/mongo-sidecar-layer-ARCH.zip (ARCH=x86_64|arm64)
 	python3 layer/package.py --binary $(LAMBDA_BIN) --out $(LAYER_ZIP)
 
 .PHONY: layer-arm64
-layer-arm64: ## Build the arm64 layer zip (needs the aarch64-unknown-linux-gnu Rust target)
+layer-arm64: ## Build the arm64 layer zip, dist/mongo-sidecar-layer-arm64.zip (adds the Rust target if missing)
 	@$(MAKE) layer ARCH=arm64
+
+# The Go and Java sample functions as Lambda takes them: dist/sample-function/go/bootstrap for
+# provided.al2023, dist/sample-function/java/items-function.jar for java21.
+SAMPLE_GO   := dist/sample-function/go/bootstrap
+SAMPLE_JAVA := dist/sample-function/java/items-function.jar
+
+.PHONY: sample-functions
+sample-functions: $(SAMPLE_GO) $(SAMPLE_JAVA) ## Build the Go and Java sample functions into dist/sample-function/
+
+$(SAMPLE_GO): sample-function/go/main.go sample-function/go/go.mod sample-function/go/go.sum
+	@$(call need,go,Install Go 1.26 or newer.)
+	cd sample-function/go && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -tags lambda.norpc -trimpath \
+		-ldflags=-s -o $(CURDIR)/$@ .
+
+$(SAMPLE_JAVA): sample-function/java/pom.xml $(shell find sample-function/java/src -name '*.java')
+	@$(call need,mvn,Install Maven and Java 17 or newer.)
+	mvn -q -B -f sample-function/java/pom.xml package
+	mkdir -p $(@D) && cp sample-function/java/target/items-function.jar $@
 
 STACK_NAME      ?= mongo-sidecar-sample
 SAMPLE_PACKAGED := dist/sample-function.packaged.yaml
 
 .PHONY: deploy-sample
-deploy-sample: ## Deploy the sample functions: LAYER_ARN MONGODB_URI_SECRET_ARN SUBNET_IDS SECURITY_GROUP_IDS S3_BUCKET AWS_REGION [STACK_NAME]
+deploy-sample: sample-functions ## Deploy the sample functions: LAYER_ARN MONGODB_URI_SECRET_ARN SUBNET_IDS SECURITY_GROUP_IDS S3_BUCKET AWS_REGION [STACK_NAME]
 	@for v in LAYER_ARN MONGODB_URI_SECRET_ARN SUBNET_IDS SECURITY_GROUP_IDS S3_BUCKET AWS_REGION; do \
 		[ -n "$${!v:-}" ] || { echo "error: set $$v, e.g. make deploy-sample $$v=... (see sample-function/README.md)" >&2; exit 1; }; done
 	@$(call need,$(AWS_CLI),Install the AWS CLI or set AWS_CLI.)
@@ -139,8 +176,8 @@ publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the laye
 # in TEST_SUITES (all of them, even after a failure), prints the summaries, and fails if any
 # suite failed.
 
-TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-security \
-	test-faults test-observability test-deploy test-reliability bench-smoke
+TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-api-arm64 \
+	test-security test-faults test-observability test-deploy test-reliability bench-smoke
 
 # Lines that close a runner's output: cargo test, pytest, node --test, the lint step, the benchmark.
 SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: |^bench: 
@@ -154,7 +191,7 @@ run_suite = mkdir -p $(LOGS); \
 	exit $$rc
 
 .PHONY: test
-test: tools layer ## Install tools, build the layer, run every test suite, print each summary
+test: tools layer ## Install tools, build both layers and the samples, run every suite, print each summary
 	@rm -f $(LOGS)/*.summary $(LOGS)/*.status
 	@rc=0; $(MAKE) -k $(TEST_SUITES) || rc=$$?; \
 	echo; echo "==================== test summary ===================="; \
@@ -167,6 +204,9 @@ test: tools layer ## Install tools, build the layer, run every test suite, print
 # Each suite also runs on its own from a fresh clone (`make test-security`): every suite but lint
 # needs the tools and the layer. Within one make run each is built once.
 $(filter-out test-lint,$(TEST_SUITES)): tools layer
+# The arm64 layer, run here under qemu; the Go and Java samples.
+test-e2e test-api-arm64: layer-arm64 arm64-runner
+test-e2e test-deploy: sample-functions
 
 .PHONY: test-lint
 test-lint: ## cargo fmt --check and cargo clippy -D warnings (and fmt of the benchmark's echo server)
@@ -193,6 +233,22 @@ test-client-python: ## The Python client (pytest) against the sidecar and Ferret
 .PHONY: test-api
 test-api: ## The OpenAPI document against the code and the running sidecar (schemathesis)
 	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest tests/api)
+
+# The arm64 binary runs here under qemu-user (harness/qemu.py): a wrapper script stands in for it.
+ARM64_BIN     := target/lambda/arm64/extensions/mongo-sidecar
+ARM64_WRAPPER := $(TOOLS)/arm64/mongo-sidecar
+# Schemathesis cases per operation under qemu, where each request costs about ten times more CPU.
+ARM64_FUZZ_EXAMPLES ?= 4
+
+.PHONY: arm64-runner
+arm64-runner: ## Install qemu-user and the aarch64 glibc if missing (root, apt), to run the arm64 extension here
+	@$(call debian_packages,$(ARM64_DEBIAN_PACKAGES),running the arm64 extension under qemu)
+
+.PHONY: test-api-arm64
+test-api-arm64: ## The API suite against the arm64 binary, under qemu-user
+	@$(call run_suite,PYTHONPATH=tests $(PYTHON) -m harness.qemu $(ARM64_BIN) $(ARM64_WRAPPER) && \
+		MONGO_SIDECAR_BIN=$(CURDIR)/$(ARM64_WRAPPER) MONGO_SIDECAR_FUZZ_EXAMPLES=$(ARM64_FUZZ_EXAMPLES) \
+		$(WITH_FERRETDB) $(PYTHON) -m pytest tests/api)
 
 .PHONY: test-security
 test-security: ## Bad inputs over real sockets, the secret-leak search, each security rule

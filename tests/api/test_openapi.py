@@ -12,6 +12,8 @@
 Run (MONGO_SIDECAR_BIN=target/debug/mongo-sidecar for a debug build):
     PYTHONPATH=tests .tools/venv/bin/python -m harness.ferretdb run -- .tools/venv/bin/python -m pytest tests/api
 MONGO_SIDECAR_FUZZ_SEED=<n>, or =random, changes schemathesis' seed (fixed by default, so a run repeats).
+MONGO_SIDECAR_FUZZ_EXAMPLES=<n> caps the cases per operation below schemathesis.toml's max-examples
+(`make test-api-arm64` runs the whole suite against the arm64 binary under qemu with a small one).
 """
 
 import json
@@ -454,6 +456,8 @@ def test_schemathesis_finds_no_failures(openapi_path, sidecar, tmp_path, report_
                "--report", "json", "--report-dir", str(tmp_path / "report"), "--no-color"]
     if seed := fuzz_seed():
         command += ["--seed", seed]
+    if examples := os.environ.get("MONGO_SIDECAR_FUZZ_EXAMPLES"):
+        command += ["--max-examples", examples]
     dropped_path = tmp_path / "dropped.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
            "ST_HOOKS_DROPPED": str(dropped_path)}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-from harness.layer import layer_zip
+from harness.layer import ARCHITECTURES, layer_zip
 from harness.moto import DUMMY_CREDENTIALS, MotoServer
 
 
@@ -32,19 +32,27 @@ def aws_env(aws) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def test_layer_zip(tmp_path_factory) -> Path:
-    """A layer zip: the real one (`make layer`) if it was built, else one packaged by
-    layer/package.py around a small stand-in executable. Publishing does not run the binary, and
-    zipping the 300 MB debug build would take a minute."""
-    built = layer_zip()
-    if built.is_file():
-        return built
-    tmp = tmp_path_factory.mktemp("layer")
-    stand_in = tmp / "mongo-sidecar"
-    stand_in.write_text("#!/bin/sh\necho 'a stand-in for the mongo-sidecar extension' >&2\nexit 1\n")
-    stand_in.chmod(0o755)
-    out = tmp / "mongo-sidecar-layer-x86_64.zip"
-    subprocess.run([sys.executable, str(REPO_ROOT / "layer" / "package.py"), "--binary", str(stand_in),
-                    "--out", str(out)], check=True, capture_output=True)
-    return out
+def test_layer_zips(tmp_path_factory) -> dict[str, Path]:
+    """A layer zip per architecture: the real one (`make layer`, `make layer-arm64`) if it was
+    built, else one packaged by layer/package.py around a small stand-in executable. Publishing
+    does not run the binary, and zipping the 300 MB debug build would take a minute."""
+    zips = {}
+    for arch in ARCHITECTURES:
+        built = layer_zip(arch)
+        if built.is_file():
+            zips[arch] = built
+            continue
+        tmp = tmp_path_factory.mktemp(f"layer-{arch}")
+        stand_in = tmp / "mongo-sidecar"
+        stand_in.write_text("#!/bin/sh\necho 'a stand-in for the mongo-sidecar extension' >&2\nexit 1\n")
+        stand_in.chmod(0o755)
+        zips[arch] = tmp / f"mongo-sidecar-layer-{arch}.zip"
+        subprocess.run([sys.executable, str(REPO_ROOT / "layer" / "package.py"), "--binary", str(stand_in),
+                        "--out", str(zips[arch])], check=True, capture_output=True)
+    return zips
+
+
+@pytest.fixture(scope="session")
+def test_layer_zip(test_layer_zips) -> Path:
+    return test_layer_zips["x86_64"]
 

@@ -1,9 +1,10 @@
-"""The layer zip `make layer` builds: its layout and file modes, the glibc its binary needs, its
-size, and that the clients it ships are the ones in the repository. (That the binary taken from
+"""The layer zips `make layer` and `make layer-arm64` build, each of them: its layout and file
+modes, the machine and the glibc its binary needs, its size, and that the clients it ships are
+the ones in the repository. (That the binary taken from
 the zip runs end to end, with the sample functions importing their clients from the layer's
 folders, is what tests/e2e does: its environments mount the unpacked zip at /opt.)
 
-These tests need the real zip: they fail, rather than skip, when `make layer` has not run,
+These tests need the real zips: they fail, rather than skip, when one has not been built,
 unless MONGO_SIDECAR_BIN says a development binary is being tested instead."""
 
 import json
@@ -18,21 +19,28 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-from harness.layer import layer_zip
+from harness.layer import ARCHITECTURES, layer_zip
 
 #: Amazon Linux 2, the oldest of Lambda's managed runtimes' systems, has glibc 2.26.
 NEWEST_GLIBC_ALLOWED = (2, 26)
 #: The goal for the zip's size; reported, not enforced (a figure, not a timing test).
 SIZE_GOAL_BYTES = 3_500_000
+#: arch -> (the ELF header's e_machine, what `file` calls that machine)
+MACHINES = {"x86_64": (62, "x86-64"), "arm64": (183, "ARM aarch64")}
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def arch(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def zip_path() -> Path:
-    path = layer_zip()
+def zip_path(arch) -> Path:
+    path = layer_zip(arch)
     if not path.is_file():
         if os.environ.get("MONGO_SIDECAR_BIN") and "lambda" not in os.environ["MONGO_SIDECAR_BIN"]:
             pytest.skip(f"{path} not built; testing a development binary")
-        pytest.fail(f"{path} not found: run `make layer`")
+        pytest.fail(f"{path} not found: run `make layer ARCH={arch}`")
     return path
 
 
@@ -91,16 +99,20 @@ def newest_glibc(binary: Path) -> tuple[int, ...]:
     return max(versions)
 
 
-def test_the_binary_runs_on_amazon_linux_2(extension_binary, record_property):
+def test_the_binary_runs_on_amazon_linux_2(zip_path, extension_binary, record_property):
     newest = newest_glibc(extension_binary)
     record_property("newest GLIBC symbol", ".".join(map(str, newest)))
-    print(f"newest GLIBC symbol needed: {'.'.join(map(str, newest))}")
+    print(f"{extension_binary.name} ({zip_path.name}): newest GLIBC symbol needed: {'.'.join(map(str, newest))}")
     assert newest <= NEWEST_GLIBC_ALLOWED, f"needs glibc {newest}, Amazon Linux 2 has 2.26"
 
 
-def test_the_binary_is_stripped_and_for_x86_64(extension_binary):
+def test_the_binary_is_stripped_and_for_its_architecture(arch, extension_binary):
+    machine, machine_name = MACHINES[arch]
+    header = extension_binary.read_bytes()[:20]
+    assert header[:5] == b"\x7fELF\x02", "not a 64-bit ELF file"
+    assert int.from_bytes(header[18:20], "little") == machine, f"ELF machine {header[18:20]!r}, not {arch}"
     described = subprocess.run(["file", str(extension_binary)], capture_output=True, text=True).stdout
-    assert "x86-64" in described and "stripped" in described and "not stripped" not in described, described
+    assert machine_name in described and "stripped" in described and "not stripped" not in described, described
 
 
 def test_sizes_are_reported(zip_path, extension_binary, record_property):
@@ -108,7 +120,7 @@ def test_sizes_are_reported(zip_path, extension_binary, record_property):
     record_property("layer zip bytes", zip_size)
     record_property("binary bytes", binary_size)
     verdict = "met" if zip_size <= SIZE_GOAL_BYTES else "not met"
-    print(f"layer zip {zip_size:,} bytes (goal ≤ {SIZE_GOAL_BYTES:,}: {verdict}); binary {binary_size:,} bytes")
+    print(f"{zip_path.name} {zip_size:,} bytes (goal ≤ {SIZE_GOAL_BYTES:,}: {verdict}); binary {binary_size:,} bytes")
     assert zip_size < 50 * 1024 * 1024, "over Lambda's 50 MB limit for a zipped layer"
 
 

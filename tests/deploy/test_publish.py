@@ -6,19 +6,24 @@ import hashlib
 import re
 import uuid
 
+import pytest
+
 from deploysupport import AWS_CLI, make
+from harness.layer import ARCHITECTURES
 
 
-def publish(aws_env, zip_path, layer_name):
-    return make(["publish", f"LAYER_NAME={layer_name}", "AWS_REGION=us-east-1", "ARCH=x86_64",
+def publish(aws_env, zip_path, layer_name, arch="x86_64"):
+    return make(["publish", f"LAYER_NAME={layer_name}", "AWS_REGION=us-east-1", f"ARCH={arch}",
                  f"LAYER_ZIP={zip_path}", f"AWS_CLI={AWS_CLI}"], aws_env)
 
 
-def test_make_publish_publishes_the_zip_and_prints_the_layer_version_arn(aws, aws_env, test_layer_zip):
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_make_publish_publishes_the_zip_and_prints_the_layer_version_arn(aws, aws_env, test_layer_zips, arch):
     name = f"mongo-sidecar-test-{uuid.uuid4().hex[:8]}"
+    test_layer_zip = test_layer_zips[arch]
 
-    first = publish(aws_env, test_layer_zip, name)
-    second = publish(aws_env, test_layer_zip, name)
+    first = publish(aws_env, test_layer_zip, name, arch)
+    second = publish(aws_env, test_layer_zip, name, arch)
 
     assert first.returncode == 0, first.stderr
     arn = first.stdout.strip()
@@ -33,7 +38,7 @@ def test_make_publish_publishes_the_zip_and_prints_the_layer_version_arn(aws, aw
     expected_sha = base64.b64encode(hashlib.sha256(test_layer_zip.read_bytes()).digest()).decode()
     assert published["Content"]["CodeSha256"] == expected_sha
     assert published["Content"]["CodeSize"] == test_layer_zip.stat().st_size
-    assert published["CompatibleArchitectures"] == ["x86_64"]
+    assert published["CompatibleArchitectures"] == [arch]
     assert published["LicenseInfo"] == "Apache-2.0"
 
 

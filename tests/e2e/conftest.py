@@ -6,7 +6,7 @@ import re
 import pytest
 
 from harness.fixtures import ferretdb, layer, mongo  # noqa: F401 - fixtures, found by name
-from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment
+from harness.lambda_env import ExecutionEnvironment, sample_function_dir
 
 _timings: list[tuple[str, str, float, str]] = []
 
@@ -35,7 +35,7 @@ def start_env(request, ferretdb, layer, database):
 
     def start(runtime: str, **kwargs) -> ExecutionEnvironment:
         env = {"MONGODB_URI": ferretdb.uri, "MONGODB_DATABASE": database} | kwargs.pop("env", {})
-        fn = ExecutionEnvironment(runtime, SAMPLE_FUNCTIONS / runtime, layer_dir=layer, env=env, **kwargs)
+        fn = ExecutionEnvironment(runtime, sample_function_dir(runtime), layer_dir=layer, env=env, **kwargs)
         envs.append(fn)
         return fn.start()
 

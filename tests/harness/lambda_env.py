@@ -33,10 +33,30 @@ from .procs import descendants, die_with_parent, free_port, pid_alive, process_n
 
 EXTENSION_NAME = "mongo-sidecar"
 SAMPLE_FUNCTIONS = REPO_ROOT / "sample-function"
+#: The Go and Java sample functions as Lambda gets them, built by `make sample-functions`.
+BUILT_SAMPLE_FUNCTIONS = REPO_ROOT / "dist" / "sample-function"
 #: What Lambda gives an extension between SHUTDOWN and SIGKILL (the emulator uses the same).
 SHUTDOWN_DEADLINE_MS = 2000
 _INVOKE_PATH = "/2015-03-31/functions/function/invocations"
-_RUNTIMES = {"python": "app.handler", "node": "index.handler"}
+#: runtime -> the handler setting, which the emulator passes on to the runtime as _HANDLER.
+_RUNTIMES = {"python": "app.handler", "node": "index.handler", "go": "bootstrap",
+             "java": "items.ItemsHandler::handleRequest"}
+#: AWS_EXECUTION_ENV as Lambda sets it; the OS-only runtimes (provided.al2023, for Go) set none.
+_EXECUTION_ENV = {"python": "AWS_Lambda_python3.11", "node": "AWS_Lambda_nodejs20.x", "java": "AWS_Lambda_java17"}
+#: The JVM options Lambda's Java runtimes start with (C1 only, serial GC): a faster cold start.
+_JAVA_OPTIONS = ["-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+_JAVA_RUNTIME_CLIENT = "com.amazonaws.services.lambda.runtime.api.client.AWSLambda"
+
+
+def sample_function_dir(runtime: str) -> Path:
+    """A sample function's code as Lambda gets it: the sources for Node.js and Python, the build
+    of `make sample-functions` for Go (bootstrap) and Java (the jar)."""
+    if runtime in ("go", "java"):
+        built = BUILT_SAMPLE_FUNCTIONS / runtime
+        if not built.is_dir():
+            raise HarnessError(f"{built} not found: run `make sample-functions`")
+        return built
+    return SAMPLE_FUNCTIONS / runtime
 
 
 class Invocation(NamedTuple):
@@ -79,7 +99,8 @@ class ExecutionEnvironment:
         handler: str | None = None,
     ):
         """
-        runtime: "python" or "node". function_dir: the handler's code (app.py / index.js).
+        runtime: "python", "node", "go" or "java". function_dir: the handler's code (app.py,
+            index.js, the Go function's bootstrap, the Java function's jar): see sample_function_dir.
         env: extra environment (MONGODB_URI etc.), over the defaults Lambda would set.
         binary: the extension (default: the layer's, else $MONGO_SIDECAR_BIN or
             target/release/mongo-sidecar).
@@ -141,11 +162,11 @@ class ExecutionEnvironment:
             "AWS_SESSION_TOKEN": f"test-session-token-{self.sidecar_port}",
             "MONGO_SIDECAR_PORT": str(self.sidecar_port),
         }
+        if self.runtime in _EXECUTION_ENV:
+            env["AWS_EXECUTION_ENV"] = _EXECUTION_ENV[self.runtime]
         if self.runtime == "node":
-            env["AWS_EXECUTION_ENV"] = "AWS_Lambda_nodejs20.x"
             env["NODE_PATH"] = "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules"
-        else:
-            env["AWS_EXECUTION_ENV"] = "AWS_Lambda_python3.11"
+        elif self.runtime == "python":
             env["PYTHONPATH"] = f"/opt/python:{self.function_dir}"
         return env
 
@@ -157,6 +178,17 @@ class ExecutionEnvironment:
             if not python.exists():
                 raise HarnessError(f"{python} not found: run `make tools`")
             return [str(python), "-m", "awslambdaric", handler]
+        if self.runtime == "go":
+            return [str(self.function_dir / "bootstrap"), handler]  # the function is its own runtime
+        if self.runtime == "java":
+            # The jar on the class path as Lambda puts /var/task there; the runtime interface client
+            # is the runtime's own.
+            runtime_client = TOOLS_DIR / "java-runtime"
+            if not runtime_client.is_dir():
+                raise HarnessError(f"{runtime_client} not found: run `make tools`")
+            java = shutil.which("java") or "java"
+            class_path = f"{self.function_dir}/*:{runtime_client}/*"
+            return [java, *_JAVA_OPTIONS, "-cp", class_path, _JAVA_RUNTIME_CLIENT, handler]
         ric = TOOLS_DIR / "node" / "node_modules" / "aws-lambda-ric" / "bin" / "index.mjs"
         if not ric.exists():
             raise HarnessError(f"{ric} not found: run `make tools`")

@@ -3,6 +3,7 @@
 Tests use the built zip (`make layer`, dist/mongo-sidecar-layer-x86_64.zip), unpacked as Lambda
 unpacks it, so what runs under the emulator is exactly what ships. With MONGO_SIDECAR_BIN set
 (a debug build, say), the same layout is assembled from that binary and the client sources.
+The arm64 zip (`make layer-arm64`) is layer_zip("arm64").
 """
 
 import os
@@ -16,12 +17,14 @@ from pathlib import Path
 
 from . import REPO_ROOT, HarnessError
 
-DEFAULT_ZIP = REPO_ROOT / "dist" / "mongo-sidecar-layer-x86_64.zip"
+ARCHITECTURES = ("x86_64", "arm64")
 
 
-def layer_zip() -> Path:
-    """$MONGO_SIDECAR_LAYER_ZIP or dist/mongo-sidecar-layer-x86_64.zip."""
-    return Path(os.environ.get("MONGO_SIDECAR_LAYER_ZIP") or DEFAULT_ZIP)
+def layer_zip(arch: str = "x86_64") -> Path:
+    """The layer zip for `arch`: $MONGO_SIDECAR_LAYER_ZIP (x86_64) or $MONGO_SIDECAR_LAYER_ZIP_ARM64
+    if set, else dist/mongo-sidecar-layer-ARCH.zip."""
+    variable = "MONGO_SIDECAR_LAYER_ZIP" if arch == "x86_64" else f"MONGO_SIDECAR_LAYER_ZIP_{arch.upper()}"
+    return Path(os.environ.get(variable) or REPO_ROOT / "dist" / f"mongo-sidecar-layer-{arch}.zip")
 
 
 def unpack(zip_path: Path, into: Path) -> Path:
