@@ -1,5 +1,6 @@
 """Deploying the sample functions with the AWS CLI alone, against a local AWS (moto):
-`aws cloudformation package` uploads the two code directories to S3 and `aws cloudformation deploy`
+`aws cloudformation package` uploads each function's code (the Node.js and Python directories,
+the Go and Java builds of `make sample-functions`) to S3 and `aws cloudformation deploy`
 creates the stack. These are the commands `make deploy-sample` runs (see deploy_commands).
 
 What moto 5.2.5 cannot show: its CloudFormation ignores a function's Layers and Architectures
@@ -20,6 +21,11 @@ from deploysupport import AWS_CLI, SAMPLE_FUNCTION, TEMPLATE, make, run
 
 STACK = "items-sample"
 BUCKET = "deploy-artifacts"
+#: Function resource -> (runtime, handler, memory in MB)
+FUNCTIONS = {"NodeFunction": ("nodejs22.x", "index.handler", 256), "PythonFunction": ("python3.12", "app.handler", 256),
+             "GoFunction": ("provided.al2023", "bootstrap", 256),
+             "JavaFunction": ("java21", "items.ItemsHandler::handleRequest", 512)}
+BUILT_CODE = SAMPLE_FUNCTION.parent / "dist" / "sample-function"
 
 
 def deploy_commands(packaged, *, region, bucket, stack, layer_arn, secret_arn, subnets, security_groups):
@@ -49,6 +55,8 @@ def deployed(aws, aws_env, test_layer_zip, tmp_path_factory):
     layer_arn = aws.client("lambda").publish_layer_version(
         LayerName="mongo-sidecar", Content={"ZipFile": test_layer_zip.read_bytes()},
         CompatibleArchitectures=["x86_64"])["LayerVersionArn"]
+    if not (BUILT_CODE / "go" / "bootstrap").is_file() or not (BUILT_CODE / "java" / "items-function.jar").is_file():
+        pytest.fail(f"the Go and Java sample functions are not built in {BUILT_CODE}: run `make sample-functions`")
     # The e2e tests import app.py, which leaves bytecode next to it; it has no place in the package.
     shutil.rmtree(SAMPLE_FUNCTION / "python" / "__pycache__", ignore_errors=True)
     packaged = tmp_path_factory.mktemp("deploy") / "packaged.yaml"
@@ -70,22 +78,21 @@ def function(aws, deployed, logical_id) -> dict:
     return aws.client("lambda").get_function(FunctionName=deployed["physical"][logical_id])
 
 
-def test_deploy_creates_the_stack_with_both_functions(aws, deployed):
+def test_deploy_creates_the_stack_with_every_function(aws, deployed):
     stack = aws.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
 
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
     assert params["LayerArn"] == deployed["layer_arn"]
     assert params["MongoDbUriSecretArn"] == deployed["secret_arn"]
-    for logical_id, runtime, handler in [("NodeFunction", "nodejs22.x", "index.handler"),
-                                         ("PythonFunction", "python3.12", "app.handler")]:
+    for logical_id, (runtime, handler, memory_mb) in FUNCTIONS.items():
         config = function(aws, deployed, logical_id)["Configuration"]
         assert (config["Runtime"], config["Handler"]) == (runtime, handler), logical_id
-        assert (config["MemorySize"], config["Timeout"]) == (256, 10), logical_id
+        assert (config["MemorySize"], config["Timeout"]) == (memory_mb, 10), logical_id
 
 
 def test_deployed_functions_read_the_secret_in_the_given_subnets(aws, deployed):
-    for logical_id in ("NodeFunction", "PythonFunction"):
+    for logical_id in FUNCTIONS:
         config = function(aws, deployed, logical_id)["Configuration"]
         variables = config["Environment"]["Variables"]
         assert variables["MONGODB_URI_SECRET_ID"] == deployed["secret_arn"], logical_id
@@ -110,9 +117,28 @@ def test_the_deployed_role_may_read_exactly_the_secret(aws, deployed):
                                       "Resource": deployed["secret_arn"]}]
 
 
+def test_package_uploaded_the_built_jar_as_it_is(aws, deployed):
+    code = deployed["packaged"]["Resources"]["JavaFunction"]["Properties"]["Code"]
+
+    uploaded = aws.client("s3").get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"].read()
+
+    assert uploaded == (BUILT_CODE / "java" / "items-function.jar").read_bytes()
+    assert "items/ItemsHandler.class" in zipfile.ZipFile(io.BytesIO(uploaded)).namelist()
+
+
+def test_package_uploaded_the_go_bootstrap_executable(aws, deployed):
+    code = deployed["packaged"]["Resources"]["GoFunction"]["Properties"]["Code"]
+    archive = aws.client("s3").get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"].read()
+
+    mode = zipfile.ZipFile(io.BytesIO(archive)).getinfo("bootstrap").external_attr >> 16
+
+    assert mode & 0o111, f"bootstrap is uploaded with mode {oct(mode)}: Lambda could not run it"
+
+
 def test_package_uploaded_each_code_directory_and_nothing_else(aws, deployed):
     s3 = aws.client("s3")
-    for logical_id, files in [("NodeFunction", ["index.js"]), ("PythonFunction", ["app.py"])]:
+    for logical_id, files in [("NodeFunction", ["index.js"]), ("PythonFunction", ["app.py"]),
+                              ("GoFunction", ["bootstrap"])]:
         # Where `cloudformation package` put the code, as the packaged template says.
         code = deployed["packaged"]["Resources"][logical_id]["Properties"]["Code"]
         archive = s3.get_object(Bucket=code["S3Bucket"], Key=code["S3Key"])["Body"].read()
@@ -124,7 +150,7 @@ def test_package_uploaded_each_code_directory_and_nothing_else(aws, deployed):
 
 @pytest.mark.xfail(strict=True, reason="moto 5.2.5's CloudFormation ignores AWS::Lambda::Function Layers")
 def test_deployed_functions_have_the_layer_attached(aws, deployed):
-    for logical_id in ("NodeFunction", "PythonFunction"):
+    for logical_id in FUNCTIONS:
         layers = function(aws, deployed, logical_id)["Configuration"].get("Layers", [])
         assert [layer["Arn"] for layer in layers] == [deployed["layer_arn"]], logical_id
 
@@ -157,7 +183,7 @@ def test_make_deploy_sample_deploys_the_stack_with_the_same_commands(aws, aws_en
     assert cloudformation.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     physical = {r["LogicalResourceId"]: r["PhysicalResourceId"]
                 for r in cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]}
-    for logical_id in ("NodeFunction", "PythonFunction"):
+    for logical_id in FUNCTIONS:
         config = aws.client("lambda").get_function(FunctionName=physical[logical_id])["Configuration"]
         assert config["Environment"]["Variables"]["MONGODB_URI_SECRET_ID"] == deployed["secret_arn"]
         assert config["VpcConfig"]["SubnetIds"] == deployed["subnets"]

@@ -1,5 +1,5 @@
 """The sample functions' CloudFormation template: cfn-lint finds nothing, and the wiring is right
-(the layer on both functions, the secret read by exactly that secret's ARN, private networking,
+(the layer on every function, the secret read by exactly that secret's ARN, private networking,
 the HTTP API routes the handlers serve). The template is read with cfn-lint's own decoder, which
 turns !Ref, !Sub and !GetAtt into their long forms ({"Ref": ...})."""
 
@@ -12,8 +12,17 @@ from deploysupport import CFN_LINT, SAMPLE_FUNCTION, TEMPLATE, run
 
 REF_SECRET = {"Ref": "MongoDbUriSecretArn"}
 ITEMS_ROUTES = {"POST /items", "GET /items", "GET /items/{id}", "PATCH /items/{id}", "DELETE /items/{id}"}
-#: Function resource -> (runtime, the handler's source file in its code directory)
-FUNCTIONS = {"NodeFunction": ("nodejs22.x", "index.js"), "PythonFunction": ("python3.12", "app.py")}
+#: Function resource -> (runtime, handler, its code: a directory or a build of `make sample-functions`,
+#: the handler's source in sample-function/, what in that source makes the handler)
+FUNCTIONS = {
+    "NodeFunction": ("nodejs22.x", "index.handler", "node", "node/index.js", r"exports\.handler\s*="),
+    "PythonFunction": ("python3.12", "app.handler", "python", "python/app.py", r"def handler\("),
+    "GoFunction": ("provided.al2023", "bootstrap", "../dist/sample-function/go", "go/main.go",
+                   r"lambda\.Start\(handler\)"),
+    "JavaFunction": ("java21", "items.ItemsHandler::handleRequest", "../dist/sample-function/java/items-function.jar",
+                     "java/src/main/java/items/ItemsHandler.java",
+                     r"class ItemsHandler implements RequestStreamHandler[\s\S]*public void handleRequest\("),
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +53,7 @@ def test_cfn_lint_would_flag_a_broken_copy_of_the_template(tmp_path):
     assert result.returncode != 0 and "python2.1" in result.stdout, result.stdout
 
 
-def test_both_functions_carry_the_layer_from_the_parameter(template):
+def test_every_function_carries_the_layer_from_the_parameter(template):
     functions = resources(template, "AWS::Lambda::Function")
 
     assert set(functions) == set(FUNCTIONS)
@@ -54,15 +63,21 @@ def test_both_functions_carry_the_layer_from_the_parameter(template):
 
 
 def test_functions_run_their_handlers_on_the_stated_runtime_and_architecture(template):
-    for name, (runtime, source) in FUNCTIONS.items():
+    for name, (runtime, handler, code, source, defines_handler) in FUNCTIONS.items():
         props = template["Resources"][name]["Properties"]
-        module, function = props["Handler"].split(".")
-        code_dir = SAMPLE_FUNCTION / props["Code"]  # a local directory, for `cloudformation package`
-        assert (props["Runtime"], props["Architectures"]) == (runtime, ["x86_64"]), name
-        assert source.startswith(module + "."), f"{name}: handler {props['Handler']} is not in {source}"
-        assert (code_dir / source).is_file(), f"{name}: {code_dir / source} does not exist"
-        assert re.search(rf"(exports\.{function}\s*=|def {function}\()", (code_dir / source).read_text()), name
+        assert (props["Runtime"], props["Handler"], props["Architectures"]) == (runtime, handler, ["x86_64"]), name
+        # A local path, for `cloudformation package`: the sources, or what `make sample-functions` builds.
+        assert props["Code"] == code, name
+        assert re.search(defines_handler, (SAMPLE_FUNCTION / source).read_text()), f"{name}: no {handler} in {source}"
         assert 128 <= props["MemorySize"] <= 1024 and 3 <= props["Timeout"] <= 29, name
+
+
+def test_the_built_code_paths_are_where_make_sample_functions_puts_them():
+    makefile = (SAMPLE_FUNCTION.parent / "Makefile").read_text()
+    built = re.findall(r"^SAMPLE_(?:GO|JAVA)\s*:=\s*(\S+)$", makefile, re.M)
+    assert sorted(built) == ["dist/sample-function/go/bootstrap", "dist/sample-function/java/items-function.jar"]
+    assert FUNCTIONS["GoFunction"][2] == "../" + built[0].rsplit("/", 1)[0]  # the directory holding bootstrap
+    assert FUNCTIONS["JavaFunction"][2] == "../" + built[1]
 
 
 def test_the_connection_string_comes_from_the_secret_and_never_from_a_plain_variable(template):
@@ -91,7 +106,7 @@ def test_the_role_may_read_exactly_that_secret_and_nothing_else_from_secrets_man
     assert managed == {"AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"}
 
 
-def test_both_functions_run_in_the_given_private_subnets_and_security_groups(template):
+def test_every_function_runs_in_the_given_private_subnets_and_security_groups(template):
     params = template["Parameters"]
     assert params["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
     assert params["SecurityGroupIds"]["Type"] == "List<AWS::EC2::SecurityGroup::Id>"
@@ -106,7 +121,7 @@ def test_each_function_has_an_http_api_with_the_routes_its_handler_serves(templa
     stages = resources(template, "AWS::ApiGatewayV2::Stage")
     permissions = resources(template, "AWS::Lambda::Permission")
 
-    for function, (_, source) in FUNCTIONS.items():
+    for function, (_, _, _, source, _) in FUNCTIONS.items():
         [(integration_name, integration)] = [
             (n, i) for n, i in integrations.items()
             if i["Properties"]["IntegrationUri"] == {"Fn::GetAtt": [function, "Arn"]}]
@@ -121,8 +136,7 @@ def test_each_function_has_an_http_api_with_the_routes_its_handler_serves(templa
         assert all(r["Properties"]["ApiId"] == api for r in routes.values()
                    if r["Properties"]["Target"] == {"Fn::Sub": f"integrations/${{{integration_name}}}"})
         handler_routes = set(re.findall(r"""['"]((?:POST|GET|PATCH|DELETE) /items(?:/\{id\})?)['"]""",
-                                        (SAMPLE_FUNCTION / template["Resources"][function]["Properties"]["Code"]
-                                         / source).read_text()))
+                                        (SAMPLE_FUNCTION / source).read_text()))
         assert handler_routes == ITEMS_ROUTES, f"{source} serves {handler_routes}"
 
         assert [s["Properties"] for s in stages.values() if s["Properties"]["ApiId"] == api] == [
