@@ -14,6 +14,7 @@ VENV     := $(TOOLS)/venv
 PYTHON   := $(VENV)/bin/python
 NODE_DIR := $(TOOLS)/node
 JAVA_RUNTIME := $(TOOLS)/java-runtime
+PYTHON_RUNTIMES := $(TOOLS)/python-runtimes
 LOGS     := $(TOOLS)/logs
 GO_PINS  := tests/tools/go.mod tests/tools/go.sum
 
@@ -70,7 +71,8 @@ system-deps: ## Install every Debian package the tools and tests need (root, apt
 # Tools
 
 .PHONY: tools
-tools: $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp $(JAVA_RUNTIME)/.stamp ## Install the build and test tools into .tools/
+tools: $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp $(JAVA_RUNTIME)/.stamp \
+	$(PYTHON_RUNTIMES)/.stamp ## Install the build and test tools into .tools/
 
 $(TOOLS)/bin/ferretdb: $(GO_PINS) tests/tools/ferretdb/main.go
 	@$(call need,go,Install Go 1.26 or newer.)
@@ -101,6 +103,16 @@ $(JAVA_RUNTIME)/.stamp: tests/tools/java-runtime/pom.xml
 	@$(call need,mvn,Install Maven and Java 17 or newer.)
 	rm -rf $(JAVA_RUNTIME)
 	mvn -q -B -f tests/tools/java-runtime/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JAVA_RUNTIME)
+	@touch $@
+
+# A venv with pytest for each Python runtime the layer serves, from the interpreters its bytecode
+# is compiled with.
+$(PYTHON_RUNTIMES)/.stamp: tests/python-runtimes.txt layer/package.py
+	rm -rf $(PYTHON_RUNTIMES)
+	python3 layer/package.py --list-pythons | while read -r version python; do \
+		$$python -m venv $(PYTHON_RUNTIMES)/$$version && \
+		$(PYTHON_RUNTIMES)/$$version/bin/pip install --quiet --disable-pip-version-check -r tests/python-runtimes.txt \
+		|| exit 1; done
 	@touch $@
 
 # ---------------------------------------------------------------------------------------------
@@ -176,8 +188,8 @@ publish: ## Publish the layer zip: LAYER_NAME, AWS_REGION, ARCH; prints the laye
 # in TEST_SUITES (all of them, even after a failure), prints the summaries, and fails if any
 # suite failed.
 
-TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-api test-api-arm64 \
-	test-security test-faults test-observability test-deploy test-reliability bench-smoke
+TEST_SUITES := test-lint test-rust test-e2e test-client-node test-client-python test-python-runtimes test-api \
+	test-api-arm64 test-security test-faults test-observability test-deploy test-reliability bench-smoke
 
 # Lines that close a runner's output: cargo test, pytest, node --test, the lint step, the benchmark.
 SUMMARY_LINES := ^test result:|^=+ .*(passed|failed|error|no tests ran).* =+$$|^\# (pass|fail) |^lint: |^bench: 
@@ -229,6 +241,10 @@ test-client-node: ## The Node.js client (node --test) against the sidecar and Fe
 .PHONY: test-client-python
 test-client-python: ## The Python client (pytest) against the sidecar and FerretDB
 	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest layer/clients/python/tests)
+
+.PHONY: test-python-runtimes
+test-python-runtimes: ## The layer's Python bytecode and the Python client's tests on Python 3.9 to 3.13
+	@$(call run_suite,$(TEST_ENV) $(WITH_FERRETDB) $(PYTHON) -m pytest tests/runtimes)
 
 .PHONY: test-api
 test-api: ## The OpenAPI document against the code and the running sidecar (schemathesis)
@@ -304,11 +320,11 @@ bench-echo: $(BENCH_ECHO) ## Build the bare hyper echo server the benchmark comp
 BENCH := $(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m bench
 
 .PHONY: bench
-bench: tools layer $(BENCH_ECHO) ## The benchmark: per-operation CPU and latency against the drivers, sizes, memory, start-up (BENCH_ARGS=--quick)
+bench: tools layer sample-functions $(BENCH_ECHO) ## The benchmark: per-operation CPU and latency against the drivers, sizes, memory, start-up, the Java and Python runtimes (BENCH_ARGS=--quick)
 	$(BENCH) $(BENCH_ARGS)
 
 .PHONY: bench-smoke
-bench-smoke: $(BENCH_ECHO) ## Every benchmark section with tiny workloads (under a minute): fails only if a figure cannot be measured
+bench-smoke: sample-functions $(BENCH_ECHO) ## Every benchmark section with tiny workloads (under a minute): fails only if a figure cannot be measured
 	@$(call run_suite,$(BENCH) --smoke)
 
 FUZZ_SECONDS ?= 60

@@ -3,9 +3,11 @@ expects them under /opt.
 
     extensions/mongo-sidecar                  the extension (0755); Lambda starts it at init
     nodejs/node_modules/mongo-sidecar/        require('mongo-sidecar') in Node.js runtimes
-    python/mongo_sidecar/                     import mongo_sidecar in Python runtimes
+    python/mongo_sidecar/                     import mongo_sidecar in Python runtimes, with
+                                              bytecode for each of PYTHON_VERSIONS
 
 Usage: python3 layer/package.py --binary PATH --out dist/mongo-sidecar-layer-x86_64.zip
+       python3 layer/package.py --list-pythons     the interpreters it compiles the bytecode with
 
 The zip is reproducible: entries are sorted and carry a fixed timestamp, so the same inputs
 give the same bytes (and the same CodeSha256 when published).
@@ -13,8 +15,10 @@ give the same bytes (and the same CodeSha256 when published).
 
 import argparse
 import json
-import py_compile
+import os
+import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -24,6 +28,18 @@ LAYER_DIR = Path(__file__).resolve().parent
 NODE_CLIENT = LAYER_DIR / "clients" / "node"
 PYTHON_CLIENT = LAYER_DIR / "clients" / "python" / "mongo_sidecar"
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
+#: The Python runtimes the layer serves, Lambda's python3.9 to python3.13.
+PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+
+# Run by each interpreter: compiles SOURCE TARGET pairs into bytecode that never checks its source
+# (/opt is read-only: nothing could rewrite it), and prints its cache tag (cpython-312).
+_COMPILE = """
+import py_compile, sys
+for source, target in zip(sys.argv[1::2], sys.argv[2::2]):
+    py_compile.compile(source, cfile=target.replace("TAG", sys.implementation.cache_tag), doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+print(sys.implementation.cache_tag)
+"""
 
 
 def node_files() -> list[tuple[str, Path]]:
@@ -39,24 +55,40 @@ def node_files() -> list[tuple[str, Path]]:
     return files
 
 
+def find_python(version: str) -> Path:
+    """An interpreter of `version`: pythonX.Y on PATH, else pyenv's newest X.Y.* (this machine's
+    pyenv has every version the layer serves)."""
+    pyenv_versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted(pyenv_versions.glob(f"{version}.*/bin/python{version}"),
+                         key=lambda p: [int(n) for n in p.parts[-3].split(".") if n.isdigit()], reverse=True)
+    for candidate in filter(None, candidates):
+        found = subprocess.run([str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if found.returncode == 0 and found.stdout.strip() == version:  # a pyenv shim may fail or differ
+            return Path(candidate)
+    sys.exit(f"package.py: no Python {version} found (python{version} on PATH, or pyenv's {pyenv_versions}): the layer "
+             f"ships bytecode for Python {', '.join(PYTHON_VERSIONS)}; install it, e.g. `pyenv install {version}`")
+
+
 def python_files(pyc_dir: Path) -> list[tuple[str, Path]]:
-    """The Python client's sources, and bytecode for this interpreter's version.
+    """The Python client's sources, and bytecode for each of PYTHON_VERSIONS in __pycache__ beside
+    them, where each version finds its own (PEP 3147).
 
     /opt is read-only in Lambda, so a runtime cannot cache bytecode there: shipping it saves
-    compiling the client at every cold start on the matching Python version.
+    compiling the client at every cold start.
     """
-    files = []
-    for source in sorted(PYTHON_CLIENT.rglob("*.py")):
-        relative = source.relative_to(PYTHON_CLIENT.parent)
-        files.append((f"python/{relative}", source))
-        cached = Path(py_compile.compile(
-            str(source),
-            cfile=str(pyc_dir / relative.parent / "__pycache__" /
-                      f"{source.stem}.{sys.implementation.cache_tag}.pyc"),
-            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            doraise=True,
-        ))
-        files.append((f"python/{relative.parent}/__pycache__/{cached.name}", cached))
+    sources = sorted(PYTHON_CLIENT.rglob("*.py"))
+    relatives = [source.relative_to(PYTHON_CLIENT.parent) for source in sources]
+    files = [(f"python/{relative}", source) for relative, source in zip(relatives, sources)]
+    targets = [pyc_dir / relative.parent / "__pycache__" / f"{relative.stem}.TAG.pyc" for relative in relatives]
+    for version in PYTHON_VERSIONS:
+        pairs = [str(path) for pair in zip(sources, targets) for path in pair]
+        tag = subprocess.run([str(find_python(version)), "-c", _COMPILE, *pairs], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        for relative, target in zip(relatives, targets):
+            compiled = Path(str(target).replace("TAG", tag))
+            files.append((f"python/{relative.parent}/__pycache__/{compiled.name}", compiled))
     return files
 
 
@@ -85,10 +117,18 @@ def build(binary: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", type=Path, required=True, help="the extension binary to ship")
-    parser.add_argument("--out", type=Path, required=True, help="the zip to write")
+    parser.add_argument("--binary", type=Path, help="the extension binary to ship")
+    parser.add_argument("--out", type=Path, help="the zip to write")
+    parser.add_argument("--list-pythons", action="store_true",
+                        help="print each Python version the layer serves and the interpreter that compiles its bytecode")
     args = parser.parse_args()
-    build(args.binary, args.out)
+    if args.list_pythons:
+        for version in PYTHON_VERSIONS:
+            print(version, find_python(version))
+    elif args.binary and args.out:
+        build(args.binary, args.out)
+    else:
+        parser.error("--binary and --out are required")
 
 
 if __name__ == "__main__":

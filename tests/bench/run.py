@@ -21,7 +21,7 @@ from harness.ferretdb import FerretDB
 from harness.layer import layer_dir
 from harness.procs import exit_on_sigterm
 
-from . import chart, coldstart, cpu, emulator, environment, memory, sizes, startup
+from . import chart, coldstart, cpu, emulator, environment, java_coldstart, memory, python_runtimes, sizes, startup
 from .context import BENCH_OUT, Context, Workload, binary_kind, resolve_binary
 from .report import Report
 
@@ -35,6 +35,9 @@ SECTIONS = {
     "memory": ("5. Memory (kernel's VmRSS / VmHWM)", memory.run),
     "coldstart": ("6. Cold start of a handler: loading the driver vs the thin client", coldstart.run),
     "lambda": ("7. Under the Lambda emulator: Node.js sample function with the layer", emulator.run),
+    "java": ("8. Java handler cold start under the emulator: sidecar vs mongodb-driver-sync", java_coldstart.run),
+    "pythons": ("9. Importing the Python client on each Python runtime, with and without bytecode",
+                python_runtimes.run),
     "callgrind": ("4b. Instructions per findOne under callgrind (--callgrind)", cpu.run_callgrind),
 }
 OPTIONAL = {"callgrind"}
@@ -102,7 +105,7 @@ def meta(args: argparse.Namespace, binary: Path, workload: Workload) -> dict:
 
 def skip_reason(key: str) -> str | None:
     """Why a section cannot run on this machine (not a failure: a missing prerequisite)."""
-    if key == "lambda" and os.geteuid() != 0:
+    if key in ("lambda", "java") and os.geteuid() != 0:
         return "needs root (the emulator runs in a private mount namespace)"
     if key == "callgrind" and not shutil.which("valgrind"):
         return "valgrind not installed"

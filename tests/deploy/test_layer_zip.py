@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT
-from harness.layer import ARCHITECTURES, layer_zip
+from harness.layer import ARCHITECTURES, layer_zip, python_versions
 
 #: Amazon Linux 2, the oldest of Lambda's managed runtimes' systems, has glibc 2.26.
 NEWEST_GLIBC_ALLOWED = (2, 26)
@@ -68,8 +68,11 @@ def test_the_layout_is_what_lambda_mounts_at_opt(entries):
     assert node_client_files() <= names
     python = {n for n in names if n.startswith("python/")}
     assert "python/mongo_sidecar/__init__.py" in python
-    sources = {f"python/mongo_sidecar/{p.name}" for p in (REPO_ROOT / "layer/clients/python/mongo_sidecar").glob("*.py")}
-    assert sources <= python
+    modules = [p.stem for p in (REPO_ROOT / "layer/clients/python/mongo_sidecar").glob("*.py")]
+    assert {f"python/mongo_sidecar/{m}.py" for m in modules} <= python
+    for version in python_versions():  # bytecode for each Python runtime the layer serves
+        tag = "cpython-" + version.replace(".", "")
+        assert {f"python/mongo_sidecar/__pycache__/{m}.{tag}.pyc" for m in modules} <= python, version
     unexpected = names - {"extensions/mongo-sidecar"} - node_client_files() - python
     assert not unexpected, f"files the layer should not ship: {sorted(unexpected)}"
     assert not any("test" in n.split("/") or n.endswith((".test.js", "conftest.py")) for n in names)

@@ -107,8 +107,7 @@ class ExecutionEnvironment:
         with_extension: False leaves /opt/extensions empty, to prove failures are detected.
         layer_dir: a directory copied into /opt, as a layer would be (extensions/...,
             nodejs/..., python/...); symbolic links in it are kept as links.
-        handler: the function's handler (default: app.handler for Python, index.handler for
-            Node.js).
+        handler: the function's handler setting (default: the sample function's, see _RUNTIMES).
         """
         if os.geteuid() != 0:
             raise HarnessError(

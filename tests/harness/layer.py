@@ -6,6 +6,7 @@ unpacks it, so what runs under the emulator is exactly what ships. With MONGO_SI
 The arm64 zip (`make layer-arm64`) is layer_zip("arm64").
 """
 
+import importlib.util
 import os
 import shutil
 import stat
@@ -25,6 +26,14 @@ def layer_zip(arch: str = "x86_64") -> Path:
     if set, else dist/mongo-sidecar-layer-ARCH.zip."""
     variable = "MONGO_SIDECAR_LAYER_ZIP" if arch == "x86_64" else f"MONGO_SIDECAR_LAYER_ZIP_{arch.upper()}"
     return Path(os.environ.get(variable) or REPO_ROOT / "dist" / f"mongo-sidecar-layer-{arch}.zip")
+
+
+def python_versions() -> tuple[str, ...]:
+    """The Python runtimes the layer ships bytecode for: PYTHON_VERSIONS of layer/package.py."""
+    spec = importlib.util.spec_from_file_location("layer_package", REPO_ROOT / "layer" / "package.py")
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    return package.PYTHON_VERSIONS
 
 
 def unpack(zip_path: Path, into: Path) -> Path:
