@@ -12,8 +12,12 @@
 Run (MONGO_SIDECAR_BIN=target/debug/mongo-sidecar for a debug build):
     PYTHONPATH=tests .tools/venv/bin/python -m harness.ferretdb run -- .tools/venv/bin/python -m pytest tests/api
 MONGO_SIDECAR_FUZZ_SEED=<n>, or =random, changes schemathesis' seed (fixed by default, so a run repeats).
-MONGO_SIDECAR_FUZZ_EXAMPLES=<n> caps the cases per operation below schemathesis.toml's max-examples
-(`make test-api-arm64` runs the whole suite against the arm64 binary under qemu with a small one).
+MONGO_SIDECAR_FUZZ_EXAMPLES=<n> caps the cases per operation below schemathesis.toml's max-examples.
+
+`make test-api-arm64` runs this whole suite against the arm64 binary under qemu-user (through the
+wrapper of harness/qemu.py), every test as on x86_64, with MONGO_SIDECAR_FUZZ_EXAMPLES=4: the
+schemathesis coverage phase stays whole (its cases do not depend on the cap), the example and
+fuzzing phases generate 4 cases per operation; about 8,300 requests in 4 minutes here.
 """
 
 import json
