@@ -349,13 +349,11 @@ def test_environments_side_by_side_each_use_their_own_extension(start_env, mongo
 class CustomRuntimeEnvironment(ExecutionEnvironment):
     """An environment whose runtime is a custom runtime's `bootstrap` (runtime provided.al2023).
 
-    The harness knows the Python and Node.js runtimes only; the emulator itself runs any command
-    as the runtime, so this passes it the function's bootstrap and the handler setting, and drops
-    the Python runtime's variables the base class sets."""
+    The emulator runs any command as the runtime: this passes it the function's bootstrap and the
+    handler setting, and drops the Python runtime's variables the base class sets."""
 
     def __init__(self, function_dir, handler: str, **kwargs):
-        super().__init__("python", function_dir, **kwargs)
-        self.handler = handler
+        super().__init__("python", function_dir, handler=handler, **kwargs)
         for name in ("PYTHONPATH", "AWS_EXECUTION_ENV"):
             self.env.pop(name, None)
 

@@ -170,7 +170,7 @@ class ExecutionEnvironment:
         return env
 
     def _runtime_command(self) -> list[str]:
-        handler = self.handler
+        handler = self.handler  # the emulator takes its last argument as the handler setting
         if self.runtime == "python":
             # The harness venv has awslambdaric; Lambda's Python runtime has its own copy.
             python = TOOLS_DIR / "venv" / "bin" / "python"
