@@ -71,8 +71,9 @@ system-deps: ## Install every Debian package the tools and tests need (root, apt
 # Tools
 
 .PHONY: tools
-tools: $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp $(JAVA_RUNTIME)/.stamp \
-	$(PYTHON_RUNTIMES)/.stamp ## Install the build and test tools into .tools/
+TOOL_STAMPS := $(TOOLS)/bin/ferretdb $(TOOLS)/bin/aws-lambda-rie $(VENV)/.stamp $(NODE_DIR)/.stamp \
+	$(JAVA_RUNTIME)/.stamp $(PYTHON_RUNTIMES)/.stamp
+tools: $(TOOL_STAMPS) ## Install the build and test tools into .tools/
 
 $(TOOLS)/bin/ferretdb: $(GO_PINS) tests/tools/ferretdb/main.go
 	@$(call need,go,Install Go 1.26 or newer.)
