@@ -84,8 +84,9 @@ def python_files(pyc_dir: Path) -> list[tuple[str, Path]]:
     targets = [pyc_dir / relative.parent / "__pycache__" / f"{relative.stem}.TAG.pyc" for relative in relatives]
     for version in PYTHON_VERSIONS:
         pairs = [str(path) for pair in zip(sources, targets) for path in pair]
+        # A fixed hash seed: the order of a set constant in bytecode follows its strings' hashes.
         tag = subprocess.run([str(find_python(version)), "-c", _COMPILE, *pairs], check=True, capture_output=True,
-                             text=True).stdout.strip()
+                             text=True, env=os.environ | {"PYTHONHASHSEED": "0"}).stdout.strip()
         for relative, target in zip(relatives, targets):
             compiled = Path(str(target).replace("TAG", tag))
             files.append((f"python/{relative.parent}/__pycache__/{compiled.name}", compiled))
