@@ -1,7 +1,7 @@
 """The OpenAPI document, extension/openapi.json, against the code and the running sidecar.
 
 - The document is valid OpenAPI 3.1 and describes every route and every action the sidecar has:
-  the actions come from `Action::name` in extension/src/mongo/ops.rs and from the running sidecar,
+  the actions come from `Action::name` in extension/src/mongo/ops/mod.rs and from the running sidecar,
   so adding an action to one and not the other fails here.
 - Every documented example answers as documented, in each response format the document lists.
 - The answers a fuzzer does not provoke (no token, a wrong one, unknown routes, limits, an
@@ -35,7 +35,7 @@ from openapi_spec_validator import validate as validate_openapi  # comes with mo
 
 from harness import REPO_ROOT
 
-ACTIONS_RS = REPO_ROOT / "extension" / "src" / "mongo" / "ops.rs"
+ACTIONS_RS = REPO_ROOT / "extension" / "src" / "mongo" / "ops" / "mod.rs"
 ROUTER_RS = REPO_ROOT / "extension" / "src" / "http" / "mod.rs"
 CARGO_TOML = REPO_ROOT / "extension" / "Cargo.toml"
 HERE = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ DEFAULT_FUZZ_SEED = "20261130"
 
 
 def code_actions() -> list[str]:
-    """The names `Action::name` gives, in ops.rs."""
+    """The names `Action::name` gives, in mongo/ops/mod.rs."""
     source = ACTIONS_RS.read_text()
     found = re.search(r"pub fn name\(self\) -> &'static str \{(.*?)\n    \}", source, re.S)
     assert found, f"no `pub fn name(self) -> &'static str` in {ACTIONS_RS}"

@@ -165,6 +165,31 @@ def test_delete_removes_the_stored_item_and_no_other(runtime, start_env, mongo, 
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_five_operations_over_tls_as_with_atlas(runtime, start_env, ferretdb, mongo, database):
+    """Every Atlas connection is TLS: the same API through a sidecar that reaches FerretDB with
+    tls=true and the run's own CA (tlsCAFile), checked with pymongo over plain TCP."""
+    fn = start_env(runtime, env={"MONGODB_URI": ferretdb.tls_uri})
+
+    status, _, created = answer(fn.invoke(http_event("POST", "/items", {"name": "kettle", "tags": ["kitchen"]})))
+    assert status == 201, created
+    stored = mongo[database][COLLECTION].find_one({"_id": ObjectId(created["id"])})
+    assert stored is not None and stored["name"] == "kettle"
+
+    status, _, item = answer(fn.invoke(http_event("GET", f"/items/{created['id']}")))
+    assert status == 200 and item == as_item(stored), item
+    status, _, listed = answer(fn.invoke(http_event("GET", "/items", query={"tag": "kitchen"})))
+    assert status == 200 and [i["id"] for i in listed["items"]] == [created["id"]], listed
+
+    status, _, item = answer(fn.invoke(http_event("PATCH", f"/items/{created['id']}", {"price": 12.5})))
+    assert status == 200, item
+    assert mongo[database][COLLECTION].find_one({"_id": stored["_id"]})["price"] == 12.5
+
+    status, _, _ = answer(fn.invoke(http_event("DELETE", f"/items/{created['id']}")))
+    assert status == 204
+    assert mongo[database][COLLECTION].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_a_missing_id_gives_404_for_get_update_and_delete(runtime, start_env, mongo, database):
     kept = seed(mongo, database, "kettle")
     fn = start_env(runtime)
