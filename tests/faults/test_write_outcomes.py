@@ -63,6 +63,43 @@ def test_a_connection_lost_after_a_write_was_sent_reports_an_unknown_outcome(mon
     assert len(p.commands_named("update")) == 1
 
 
+WRITE_CONCERN_ERROR = {"writeConcernError": {"code": 64, "codeName": "WriteConcernFailed",
+                                             "errmsg": "waiting for replication timed out",
+                                             "errInfo": {"wtimeout": True}}}
+
+
+def test_a_write_concern_error_says_the_write_was_applied(mongo, database, proxy, start_sidecar):
+    """A replica set applied the write but could not confirm it at the requested level: not a
+    client error, not a retry, and the result of what was applied comes with it."""
+    mongo[database]["c"].insert_one({"k": 1, "n": 0})
+    p = proxy()
+    sidecar = start_sidecar(p.uri)
+    p.amend_replies("update", WRITE_CONCERN_ERROR)
+    p.amend_replies("findAndModify", WRITE_CONCERN_ERROR)
+
+    status, headers, body, _ = action(sidecar, "updateOne", {"database": database, "collection": "c",
+                                                             "filter": {"k": 1}, "update": {"$inc": {"n": 1}}})
+
+    assert status == 502, body
+    assert body["error_code"] == "WriteConcernFailed", body
+    assert body["outcome"] == "applied" and "applied" in body["error"], body
+    assert "waiting for replication timed out" in body["error"], body
+    assert body["result"] == {"matchedCount": 1, "modifiedCount": 1}, body
+    assert "retry-after" not in headers
+
+    status, headers, body, _ = action(sidecar, "findOneAndUpdate", {
+        "database": database, "collection": "c", "filter": {"k": 1}, "update": {"$inc": {"n": 1}}})
+
+    assert status == 502 and body["error_code"] == "WriteConcernFailed", body
+    assert body["outcome"] == "applied", body
+    found = body["result"]["document"]
+    assert {"k": found["k"], "n": found["n"]} == {"k": 1, "n": 1}, body  # as it was before the update
+    assert "retry-after" not in headers
+    # Each applied once: nothing was resent.
+    assert mongo[database]["c"].find_one({"k": 1})["n"] == 2
+    assert len(p.commands_named("update")) == 1 and len(p.commands_named("findAndModify")) == 1
+
+
 def test_a_bulk_write_stopped_at_its_deadline_still_reports_what_was_applied(
     mongo, database, proxy, start_sidecar
 ):

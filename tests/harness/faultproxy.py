@@ -4,6 +4,7 @@
         sidecar uses proxy.uri
         proxy.delay_replies("insert", 1.5)      # the server answers inserts 1.5 s late
         proxy.drop_after_request("update")      # the update reaches the server; its answer never comes back
+        proxy.amend_replies("update", {"writeConcernError": {...}})  # the server's answer, with fields added
         proxy.stall()                           # nothing gets through any more, in either direction
         proxy.commands                          # every command the sidecar sent, decoded
 
@@ -39,8 +40,9 @@ class Command:
 @dataclass
 class _Rule:
     command: str
-    action: str  # "delay" or "drop"
+    action: str  # "delay", "drop" or "amend"
     seconds: float = 0.0
+    fields: dict = field(default_factory=dict)
     times: int | None = None  # None: every time
 
 
@@ -88,6 +90,17 @@ def _decode_command(message: bytes) -> tuple[str, dict] | None:
     return (next(iter(body), ""), body)
 
 
+def _amended(message: bytes, fields: dict) -> bytes:
+    """An OP_MSG reply whose body section has `fields` added; other sections kept as they were."""
+    flags = struct.unpack_from("<I", message, 16)[0]
+    if struct.unpack_from("<i", message, 12)[0] != _OP_MSG or flags & 1 or message[20] != 0:
+        raise ValueError("only an OP_MSG reply without a checksum, body first, can be amended")
+    body_length = struct.unpack_from("<i", message, 21)[0]
+    body = bson.encode(bson.decode(message[21:21 + body_length]) | fields)
+    rest = message[16:21] + body + message[21 + body_length:]
+    return struct.pack("<i", 16 + len(rest)) + message[4:16] + rest
+
+
 class FaultProxy:
     """A proxy on a free loopback port in front of 127.0.0.1:`upstream_port`."""
 
@@ -115,6 +128,12 @@ class FaultProxy:
         """Forward `command` to the server, then close the sidecar's connection before the reply."""
         with self._lock:
             self._rules.append(_Rule(command, "drop", times=times))
+
+    def amend_replies(self, command: str, fields: dict, times: int | None = 1) -> None:
+        """Add `fields` to the server's reply to `command` (the request is applied as sent): what a
+        replica set answers when a write was applied but its write concern was not met, for one."""
+        with self._lock:
+            self._rules.append(_Rule(command, "amend", fields=fields, times=times))
 
     def stall(self) -> None:
         """From now on nothing is forwarded and new connections hang: a dead network path."""
@@ -221,6 +240,8 @@ class FaultProxy:
                     break
                 if rule is not None and rule.action == "delay":
                     time.sleep(rule.seconds)
+                if rule is not None and rule.action == "amend":
+                    message = _amended(message, rule.fields)
                 link.client.sendall(message)
         except OSError:
             pass
