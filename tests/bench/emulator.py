@@ -52,12 +52,12 @@ def answered(body) -> bool:
     return body.get("document") is not None or "error" not in body
 
 
-def seed(ctx: Context) -> str:
-    """One item the function can read, in the fields the items API keeps."""
+def seed(ctx: Context, database: str = DATABASE) -> str:
+    """One item the function can read, in the fields the items API keeps, in `database`."""
     now = datetime.datetime.now(datetime.timezone.utc)
     item = {"_id": bson.ObjectId(), "name": "kettle", "price": 39.5, "tags": ["kitchen"],
             "createdAt": now, "updatedAt": now}
-    coll = ctx.mongo[DATABASE][COLLECTION]
+    coll = ctx.mongo[database][COLLECTION]
     coll.drop()
     coll.insert_one(item)
     return str(item["_id"])

@@ -9,7 +9,6 @@ own INIT REPORT splits the cold invocation into init (JVM + runtime client + han
 and the first invoke, where the driver connects and the sidecar's connection is already warm.
 """
 
-import datetime
 import hashlib
 import re
 import shutil
@@ -17,13 +16,12 @@ import statistics
 import subprocess
 from pathlib import Path
 
-import bson
-
 from harness import HarnessError
 from harness.demo import http_event
 from harness.lambda_env import SAMPLE_FUNCTIONS, ExecutionEnvironment, sample_function_dir
 
 from .context import BENCH_OUT, BENCH_SRC, Context
+from .emulator import seed
 from .report import Section
 
 DATABASE = "bench_java"
@@ -52,16 +50,6 @@ def driver_function() -> Path:
     return function_dir
 
 
-def seed(ctx: Context) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    item = {"_id": bson.ObjectId(), "name": "kettle", "price": 39.5, "tags": ["kitchen"],
-            "createdAt": now, "updatedAt": now}
-    collection = ctx.mongo[DATABASE][COLLECTION]
-    collection.drop()
-    collection.insert_one(item)
-    return str(item["_id"])
-
-
 def one_environment(ctx: Context, variant: str, event: dict, driver_dir) -> dict:
     env = {"MONGODB_URI": ctx.db.uri, "MONGODB_DATABASE": DATABASE, "ITEMS_COLLECTION": COLLECTION}
     if variant == "sidecar":
@@ -82,7 +70,7 @@ def one_environment(ctx: Context, variant: str, event: dict, driver_dir) -> dict
 
 def run(ctx: Context, section: Section) -> None:
     driver_dir = driver_function()
-    item_id = seed(ctx)
+    item_id = seed(ctx, DATABASE)
     event = http_event("GET", f"/items/{item_id}")
     runs: dict[str, list[dict]] = {"sidecar": [], "driver": []}
     for _ in range(ctx.workload.lambda_environments):
