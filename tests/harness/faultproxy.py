@@ -122,7 +122,7 @@ class FaultProxy:
     def delay_replies(self, command: str, seconds: float, times: int | None = None) -> None:
         """Hold the server's reply to each `command` for `seconds` (the first `times` only)."""
         with self._lock:
-            self._rules.append(_Rule(command, "delay", seconds, times))
+            self._rules.append(_Rule(command, "delay", seconds=seconds, times=times))
 
     def drop_after_request(self, command: str, times: int | None = 1) -> None:
         """Forward `command` to the server, then close the sidecar's connection before the reply."""
