@@ -19,7 +19,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 import bson
 
@@ -41,6 +41,7 @@ class Command:
 class _Rule:
     command: str
     action: str  # "delay", "drop" or "amend"
+    _: KW_ONLY
     seconds: float = 0.0
     fields: dict = field(default_factory=dict)
     times: int | None = None  # None: every time
