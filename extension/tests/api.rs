@@ -224,6 +224,32 @@ async fn every_type_survives_a_round_trip_in_ejson_mode() {
         .await;
     assert_eq!(r.json()["document"], document);
 
+    // Relaxed EJSON: numbers and the date plain, every other type as canonical.
+    let r = api
+        .send(
+            "/action/findOne",
+            json!({"collection": "c", "filter": {}}),
+            &[("accept", "application/ejson; mode=relaxed")],
+        )
+        .await;
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/ejson");
+    let relaxed = &r.json()["document"];
+    assert_eq!(
+        relaxed["date"],
+        json!({"$date": "2023-11-14T22:13:20.123Z"})
+    );
+    assert_eq!(relaxed["int"], 7);
+    assert_eq!(relaxed["long"], 9_007_199_254_740_993_i64);
+    assert_eq!(relaxed["double"], 1.5);
+    assert_eq!(relaxed["_id"], document["_id"]);
+    assert_eq!(relaxed["binary"], document["binary"]);
+    assert_eq!(relaxed["regex"], document["regex"]);
+    assert_eq!(relaxed["ts"], document["ts"]);
+    assert_eq!(
+        relaxed["nested"],
+        json!({"list": [1, "two", {"deep": true}]})
+    );
+
     // The same document in plain JSON mode, flattened as the Data API did.
     let r = api
         .post("/action/findOne", json!({"collection": "c", "filter": {}}))

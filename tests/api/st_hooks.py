@@ -32,9 +32,11 @@ FERRETDB_UNSUPPORTED = frozenset({"$numberDecimal", "$minKey", "$maxKey"})
 # not, so valid values below this are raised to it.
 MIN_MAX_TIME_MS = 2000
 
-_ACCEPT_SINGLE = itertools.cycle([None, "application/json", "application/ejson", "application/x-ndjson"])
-_ACCEPT_CURSOR = itertools.cycle([None, "application/json", "application/ejson", "application/x-ndjson",
-                                  "application/x-ndjson; format=ejson"])
+_ACCEPT_SINGLE = itertools.cycle([None, "application/json", "application/ejson", "application/ejson; mode=relaxed",
+                                  "application/x-ndjson"])
+_ACCEPT_CURSOR = itertools.cycle([None, "application/json", "application/ejson", "application/ejson; mode=relaxed",
+                                  "application/x-ndjson", "application/x-ndjson; format=ejson",
+                                  "application/x-ndjson; format=ejson; mode=relaxed"])
 CURSOR_PATHS = ("/find", "/aggregate")
 
 DROPPED: collections.Counter = collections.Counter()

@@ -5,7 +5,7 @@
 //! JSON value, with messages that name the offending wrapper and never a Rust type.
 //!
 //! Responses: [`write::write_document`] goes straight from raw BSON bytes to response bytes, with
-//! no intermediate tree, in one of the Data API's two output modes ([`OutputMode`]).
+//! no intermediate tree, in the Data API's two output modes or relaxed Extended JSON ([`OutputMode`]).
 
 pub mod read;
 pub mod write;
@@ -20,6 +20,10 @@ pub enum OutputMode {
     Json,
     /// Canonical Extended JSON v2: every type survives a round trip.
     Ejson,
+    /// Relaxed Extended JSON v2: numbers as JSON numbers and dates from 1970 to 9999 as ISO-8601
+    /// strings, every other type as canonical. Cheaper to read where a number's BSON type (int32,
+    /// int64) does not matter: one wrapper less per number and per date.
+    Relaxed,
 }
 
 #[cfg(test)]
@@ -94,6 +98,39 @@ mod tests {
         })
     }
 
+    /// The value with every Int64 that fits an Int32 as an Int32: what relaxed EJSON, which
+    /// writes both as plain numbers, cannot tell apart.
+    fn narrow(value: &Bson) -> Bson {
+        match value {
+            Bson::Int64(n) => i32::try_from(*n).map_or(Bson::Int64(*n), Bson::Int32),
+            Bson::Array(items) => Bson::Array(items.iter().map(narrow).collect()),
+            Bson::Document(doc) => {
+                Bson::Document(doc.iter().map(|(k, v)| (k.clone(), narrow(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn relaxed_writes_numbers_and_recent_dates_plain_and_the_rest_canonical() {
+        let doc = doc! {
+            "i": 7, "l": 5_000_000_000_i64, "d": 10.0, "e": 1.5e300, "z": -0.0,
+            "inf": f64::INFINITY, "at": DateTime::from_millis(1_735_689_600_000),
+            "before": DateTime::from_millis(-1), "after": DateTime::from_millis(253_402_300_800_000),
+            "id": ObjectId::from_bytes([1; 12]), "in": {"n": [1, 2.0]},
+        };
+        assert_eq!(
+            render(&doc, OutputMode::Relaxed),
+            concat!(
+                r#"{"i":7,"l":5000000000,"d":10.0,"e":1.5e+300,"z":-0.0,"#,
+                r#""inf":{"$numberDouble":"Infinity"},"at":{"$date":"2025-01-01T00:00:00.000Z"},"#,
+                r#""before":{"$date":{"$numberLong":"-1"}},"#,
+                r#""after":{"$date":{"$numberLong":"253402300800000"}},"#,
+                r#""id":{"$oid":"010101010101010101010101"},"in":{"n":[1,2.0]}}"#
+            )
+        );
+    }
+
     /// Bitwise equality, so NaN payloads, -0.0 and Decimal128 encodings all count.
     fn same(a: &Bson, b: &Bson) -> bool {
         let wrap = |v: &Bson| {
@@ -134,6 +171,24 @@ mod tests {
             let ours = Bson::try_from(to_bson(json.clone()).expect("ours")).expect("a BSON value");
             let theirs = Bson::try_from(json).expect("bson crate");
             prop_assert!(same(&ours, &theirs) || text.contains("NaN"));
+        }
+
+        #[test]
+        fn relaxed_output_reads_back_as_the_same_value_but_for_integer_widths(value in arb_bson()) {
+            let doc = doc! {"v": value.clone()};
+            let text = render(&doc, OutputMode::Relaxed);
+            let json: Value = serde_json::from_str(&text).expect("valid JSON");
+            let back = Bson::try_from(to_bson(json.clone()).expect("reads back")).expect("a BSON value");
+            let Bson::Document(mut back) = back else { panic!("a document") };
+            let back = back.remove("v").expect("field v");
+            if text.contains("NaN") {
+                return Ok(());
+            }
+            prop_assert!(same(&narrow(&value), &narrow(&back)), "{value:?} came back as {back:?} via {text}");
+            // Standard relaxed EJSON: the bson crate reads it to the same value.
+            let theirs = Bson::try_from(json).expect("bson crate");
+            let Bson::Document(mut theirs) = theirs else { panic!("a document") };
+            prop_assert!(same(&narrow(&back), &narrow(&theirs.remove("v").expect("field v"))));
         }
 
         #[test]

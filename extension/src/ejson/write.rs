@@ -63,7 +63,11 @@ pub fn write_value(
     value: RawBsonRef<'_>,
     mode: OutputMode,
 ) -> std::result::Result<(), MalformedBson> {
-    use OutputMode::{Ejson, Json};
+    use OutputMode::{Ejson, Json, Relaxed};
+    if mode == OutputMode::Relaxed && write_relaxed(out, value) {
+        return Ok(());
+    }
+    // Relaxed writes every other type as canonical does.
     match (value, mode) {
         (RawBsonRef::Document(doc), _) => write_document(out, doc, mode)?,
         (RawBsonRef::Array(array), _) => write_array(out, array, mode)?,
@@ -72,12 +76,16 @@ pub fn write_value(
         (RawBsonRef::Null, _) => out.extend_from_slice(b"null"),
 
         (RawBsonRef::Int32(n), Json) => write_display(out, n),
-        (RawBsonRef::Int32(n), Ejson) => wrap_str(out, "$numberInt", |o| write_display(o, n)),
+        (RawBsonRef::Int32(n), Ejson | Relaxed) => {
+            wrap_str(out, "$numberInt", |o| write_display(o, n))
+        }
         (RawBsonRef::Int64(n), Json) => write_display(out, n),
-        (RawBsonRef::Int64(n), Ejson) => wrap_str(out, "$numberLong", |o| write_display(o, n)),
+        (RawBsonRef::Int64(n), Ejson | Relaxed) => {
+            wrap_str(out, "$numberLong", |o| write_display(o, n))
+        }
         (RawBsonRef::Double(f), Json) if f.is_finite() => write_f64(out, f),
         (RawBsonRef::Double(f), Json) => write_str(out, non_finite_name(f)),
-        (RawBsonRef::Double(f), Ejson) => wrap_str(out, "$numberDouble", |o| {
+        (RawBsonRef::Double(f), Ejson | Relaxed) => wrap_str(out, "$numberDouble", |o| {
             if f.is_finite() {
                 write_f64(o, f);
             } else {
@@ -85,11 +93,11 @@ pub fn write_value(
             }
         }),
         (RawBsonRef::Decimal128(d), Json) => write_str(out, &d.to_string()),
-        (RawBsonRef::Decimal128(d), Ejson) => {
+        (RawBsonRef::Decimal128(d), Ejson | Relaxed) => {
             wrap_str(out, "$numberDecimal", |o| write_display(o, d))
         }
         (RawBsonRef::ObjectId(oid), Json) => write_str(out, &oid.to_hex()),
-        (RawBsonRef::ObjectId(oid), Ejson) => wrap_str(out, "$oid", |o| {
+        (RawBsonRef::ObjectId(oid), Ejson | Relaxed) => wrap_str(out, "$oid", |o| {
             o.extend_from_slice(oid.to_hex().as_bytes())
         }),
         (RawBsonRef::DateTime(dt), Json) => {
@@ -97,7 +105,7 @@ pub fn write_value(
             write_iso8601(out, dt.timestamp_millis());
             out.push(b'"');
         }
-        (RawBsonRef::DateTime(dt), Ejson) => {
+        (RawBsonRef::DateTime(dt), Ejson | Relaxed) => {
             out.extend_from_slice(b"{\"$date\":");
             wrap_str(out, "$numberLong", |o| {
                 write_display(o, dt.timestamp_millis())
@@ -111,7 +119,7 @@ pub fn write_value(
             out.extend_from_slice(BASE64.encode(bin.bytes).as_bytes());
             out.extend_from_slice(b"\"}");
         }
-        (RawBsonRef::Binary(bin), Ejson) => {
+        (RawBsonRef::Binary(bin), Ejson | Relaxed) => {
             out.extend_from_slice(b"{\"$binary\":{\"base64\":\"");
             out.extend_from_slice(BASE64.encode(bin.bytes).as_bytes());
             out.extend_from_slice(b"\",\"subType\":\"");
@@ -127,7 +135,7 @@ pub fn write_value(
             write_str(out, re.options);
             out.push(b'}');
         }
-        (RawBsonRef::RegularExpression(re), Ejson) => {
+        (RawBsonRef::RegularExpression(re), Ejson | Relaxed) => {
             let mut options: Vec<char> = re.options.chars().collect();
             options.sort_unstable();
             let options: String = options.into_iter().collect();
@@ -144,7 +152,7 @@ pub fn write_value(
             write_display(out, ts.increment);
             out.push(b'}');
         }
-        (RawBsonRef::Timestamp(ts), Ejson) => {
+        (RawBsonRef::Timestamp(ts), Ejson | Relaxed) => {
             out.extend_from_slice(b"{\"$timestamp\":{\"t\":");
             write_display(out, ts.time);
             out.extend_from_slice(b",\"i\":");
@@ -152,18 +160,18 @@ pub fn write_value(
             out.extend_from_slice(b"}}");
         }
         (RawBsonRef::MinKey | RawBsonRef::MaxKey, Json) => out.extend_from_slice(b"{}"),
-        (RawBsonRef::MinKey, Ejson) => out.extend_from_slice(b"{\"$minKey\":1}"),
-        (RawBsonRef::MaxKey, Ejson) => out.extend_from_slice(b"{\"$maxKey\":1}"),
+        (RawBsonRef::MinKey, Ejson | Relaxed) => out.extend_from_slice(b"{\"$minKey\":1}"),
+        (RawBsonRef::MaxKey, Ejson | Relaxed) => out.extend_from_slice(b"{\"$maxKey\":1}"),
         (RawBsonRef::Undefined, Json) => out.extend_from_slice(b"null"),
-        (RawBsonRef::Undefined, Ejson) => out.extend_from_slice(b"{\"$undefined\":true}"),
+        (RawBsonRef::Undefined, Ejson | Relaxed) => out.extend_from_slice(b"{\"$undefined\":true}"),
         (RawBsonRef::Symbol(s), Json) => write_str(out, s),
-        (RawBsonRef::Symbol(s), Ejson) => {
+        (RawBsonRef::Symbol(s), Ejson | Relaxed) => {
             out.extend_from_slice(b"{\"$symbol\":");
             write_str(out, s);
             out.push(b'}');
         }
         (RawBsonRef::JavaScriptCode(code), Json) => write_str(out, code),
-        (RawBsonRef::JavaScriptCode(code), Ejson) => {
+        (RawBsonRef::JavaScriptCode(code), Ejson | Relaxed) => {
             out.extend_from_slice(b"{\"$code\":");
             write_str(out, code);
             out.push(b'}');
@@ -175,7 +183,7 @@ pub fn write_value(
             write_document(out, cws.scope, mode)?;
             out.push(b'}');
         }
-        (RawBsonRef::JavaScriptCodeWithScope(cws), Ejson) => {
+        (RawBsonRef::JavaScriptCodeWithScope(cws), Ejson | Relaxed) => {
             out.extend_from_slice(b"{\"$code\":");
             write_str(out, cws.code);
             out.extend_from_slice(b",\"$scope\":");
@@ -227,6 +235,26 @@ fn write_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
         }
     }
     let _ = write!(Adapter(out), "{value}");
+}
+
+/// The values relaxed Extended JSON writes as plain JSON: numbers (finite doubles keep a decimal
+/// point or an exponent, so they read back as doubles) and dates from 1970 to 9999 as ISO-8601
+/// strings. False for every other value, which is then written as canonical.
+fn write_relaxed(out: &mut Vec<u8>, value: RawBsonRef<'_>) -> bool {
+    /// 9999-12-31T23:59:59.999Z: the last date relaxed EJSON writes as a string.
+    const LAST_ISO_MILLIS: i64 = 253_402_300_799_999;
+    match value {
+        RawBsonRef::Int32(n) => write_display(out, n),
+        RawBsonRef::Int64(n) => write_display(out, n),
+        RawBsonRef::Double(f) if f.is_finite() => write_f64(out, f),
+        RawBsonRef::DateTime(dt) if (0..=LAST_ISO_MILLIS).contains(&dt.timestamp_millis()) => {
+            out.extend_from_slice(b"{\"$date\":\"");
+            write_iso8601(out, dt.timestamp_millis());
+            out.extend_from_slice(b"\"}");
+        }
+        _ => return false,
+    }
+    true
 }
 
 fn write_f64(out: &mut Vec<u8>, f: f64) {

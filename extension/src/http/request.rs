@@ -37,7 +37,7 @@ impl ResponseFormat {
     pub fn content_type(&self) -> &'static str {
         match (self.framing, self.mode) {
             (Framing::Lines, _) => "application/x-ndjson",
-            (Framing::Object, OutputMode::Ejson) => "application/ejson",
+            (Framing::Object, OutputMode::Ejson | OutputMode::Relaxed) => "application/ejson",
             (Framing::Object, OutputMode::Json) => "application/json",
         }
     }
@@ -67,9 +67,9 @@ fn unsupported(why: &str) -> ApiError {
     )
 }
 
-/// Picks the response format from `Accept`: `application/ejson` for canonical Extended JSON,
-/// `application/x-ndjson` for one document per line (add `;format=ejson` for EJSON lines),
-/// plain JSON otherwise.
+/// Picks the response format from `Accept`: `application/ejson` for canonical Extended JSON
+/// (`;mode=relaxed` for relaxed), `application/x-ndjson` for one document per line (add
+/// `;format=ejson` for EJSON lines, and `;mode=relaxed` for relaxed ones), plain JSON otherwise.
 pub fn response_format(headers: &HeaderMap) -> ResponseFormat {
     let accept = headers
         .get(header::ACCEPT)
@@ -82,15 +82,23 @@ pub fn response_format(headers: &HeaderMap) -> ResponseFormat {
     };
     for part in accept.split(',') {
         let mut params = part.split(';').map(str::trim);
-        match params.next() {
+        let essence = params.next();
+        let params: Vec<String> = params.map(|p| p.replace(' ', "")).collect();
+        let has = |param: &str| params.iter().any(|p| p == param);
+        let ejson = if has("mode=relaxed") {
+            OutputMode::Relaxed
+        } else {
+            OutputMode::Ejson
+        };
+        match essence {
             Some("application/ejson") => {
-                format.mode = OutputMode::Ejson;
+                format.mode = ejson;
                 return format;
             }
             Some("application/x-ndjson") => {
                 format.framing = Framing::Lines;
-                if params.any(|p| p.replace(' ', "") == "format=ejson") {
-                    format.mode = OutputMode::Ejson;
+                if has("format=ejson") {
+                    format.mode = ejson;
                 }
                 return format;
             }
@@ -167,6 +175,30 @@ mod tests {
             (format.framing, format.mode),
             (Framing::Lines, OutputMode::Ejson)
         );
+        headers.insert(
+            header::ACCEPT,
+            "application/ejson; mode=relaxed".parse().expect("header"),
+        );
+        assert_eq!(response_format(&headers).mode, OutputMode::Relaxed);
+        headers.insert(
+            header::ACCEPT,
+            "application/x-ndjson; format=ejson; mode=relaxed"
+                .parse()
+                .expect("header"),
+        );
+        let format = response_format(&headers);
+        assert_eq!(
+            (format.framing, format.mode),
+            (Framing::Lines, OutputMode::Relaxed)
+        );
+        // Relaxed is a kind of EJSON: alone on NDJSON it leaves the lines plain JSON.
+        headers.insert(
+            header::ACCEPT,
+            "application/x-ndjson; mode=relaxed"
+                .parse()
+                .expect("header"),
+        );
+        assert_eq!(response_format(&headers).mode, OutputMode::Json);
     }
 
     #[test]

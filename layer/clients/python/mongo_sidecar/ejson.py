@@ -1,7 +1,8 @@
 """Extended JSON v2 at the client's edge.
 
 ``dumps`` writes a request body (Python values to EJSON the sidecar reads); ``loads`` reads a
-response written with ``Accept: application/ejson`` (canonical EJSON to Python values). The type
+response, relaxed (``Accept: application/ejson; mode=relaxed``, what the client asks for: numbers
+arrive as JSON numbers, parsed by ``json`` itself) or canonical EJSON, to Python values. The type
 mapping is in the README.
 """
 
@@ -126,10 +127,15 @@ def dumps(value) -> str:
 # Extended JSON -> Python
 
 
+def _iso_date(value):
+    # fromisoformat reads the sidecar's "2025-01-01T00:00:00.000Z" once the Z is an offset (3.9+).
+    parsed = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] == "Z" else value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+
+
 def _date(value):
     if isinstance(value, str):  # relaxed: ISO-8601
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+        return _iso_date(value)
     if isinstance(value, int):  # canonical {"$numberLong"}, already decoded to int
         try:
             return _EPOCH + datetime.timedelta(milliseconds=value)
@@ -196,19 +202,22 @@ _UNDEFINED = object()
 
 
 def _object_hook(obj):
-    # Called for every object of an answer, most of them number wrappers: the common wrappers
-    # of canonical EJSON first, each in as few steps as Python allows; everything else below.
+    # Called for every object of an answer: documents, and the wrappers relaxed EJSON keeps
+    # (ObjectId, dates) or canonical adds (numbers). The common ones first, each in as few steps
+    # as Python allows; everything else below.
     size = len(obj)
     if size == 1:
         key, value = next(iter(obj.items()))
         value_type = type(value)
         if value_type is str:
+            if key == "$oid":
+                return ObjectId(value)
+            if key == "$date":
+                return _iso_date(value)
             if key == "$numberInt" or key == "$numberLong":
                 return int(value)
             if key == "$numberDouble":
                 return float(value)
-            if key == "$oid":
-                return ObjectId(value)
         elif value_type is int and key == "$date":
             try:
                 return _EPOCH + datetime.timedelta(0, *_seconds_and_microseconds(value))

@@ -234,7 +234,7 @@ class Transport:
         """
         payload = ejson.dumps(body).encode("utf-8")
         headers = [("Host", self._host_header), ("Content-Type", "application/json"),
-                   ("Accept", "application/ejson"), ("Content-Length", str(len(payload)))]
+                   ("Accept", "application/ejson; mode=relaxed"), ("Content-Length", str(len(payload)))]
         token = self._token()
         if token:
             headers.append(("apiKey", token))

@@ -45,6 +45,21 @@ def test_int32_int64_and_double_decode_to_int_and_float():
     assert type(doc["l"]) is int and type(doc["d"]) is float
 
 
+def test_relaxed_answers_as_the_sidecar_writes_them_decode_to_the_same_values():
+    relaxed = loads('{"i":-7,"l":5000000000,"d":1.0,"e":1.5e+300,"z":-0.0,'
+                    '"at":{"$date":"2025-01-01T00:00:00.123Z"},"old":{"$date":{"$numberLong":"-1"}},'
+                    '"id":{"$oid":"65f0a1b2c3d4e5f601234567"},"inf":{"$numberDouble":"-Infinity"}}')
+    canonical = loads('{"i":{"$numberInt":"-7"},"l":{"$numberLong":"5000000000"},"d":{"$numberDouble":"1.0"},'
+                      '"e":{"$numberDouble":"1.5e+300"},"z":{"$numberDouble":"-0.0"},'
+                      '"at":{"$date":{"$numberLong":"1735689600123"}},"old":{"$date":{"$numberLong":"-1"}},'
+                      '"id":{"$oid":"65f0a1b2c3d4e5f601234567"},"inf":{"$numberDouble":"-Infinity"}}')
+    assert relaxed == canonical
+    assert [type(relaxed[k]) for k in ("i", "l", "d", "z")] == [int, int, float, float]
+    assert math.copysign(1.0, relaxed["z"]) == -1.0
+    assert relaxed["at"] == datetime.datetime(2025, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
+    assert relaxed["at"].tzinfo is UTC and relaxed["old"].tzinfo is UTC
+
+
 def test_datetimes_encode_as_canonical_milliseconds_and_decode_utc_aware():
     before_epoch = datetime.datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
     assert encode(before_epoch) == {"$date": {"$numberLong": "-1"}}
