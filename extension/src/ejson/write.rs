@@ -264,32 +264,61 @@ fn write_f64(out: &mut Vec<u8>, f: f64) {
 
 /// Appends `s` as a JSON string with the escapes JSON requires.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
+    while let Some(at) = next_escape(bytes, start) {
+        out.extend_from_slice(&bytes[start..at]);
+        write_escape(out, bytes[at]);
+        start = at + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// The index of the first byte at or after `from` that JSON must escape: a quote, a backslash or
+/// a control character. Eight bytes at a time (most strings have none), then byte by byte.
+fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when some byte of `v` is below `n` (exact as to whether one is, for n <= 128).
+    let any_below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS;
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let hits = any_below(x, 0x20)
+            | any_below(x ^ (ONES * u64::from(b'"')), 1)
+            | any_below(x ^ (ONES * u64::from(b'\\')), 1);
+        if hits != 0 {
+            break;
+        }
+        from += 8;
+    }
+    let needs_escape = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+    bytes[from..]
+        .iter()
+        .position(needs_escape)
+        .map(|p| from + p)
+}
+
+fn write_escape(out: &mut Vec<u8>, b: u8) {
+    let escape: &[u8] = match b {
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        b'\n' => b"\\n",
+        b'\r' => b"\\r",
+        b'\t' => b"\\t",
+        _ => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(b >> 4)]);
             out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
+            return;
         }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    };
+    out.extend_from_slice(escape);
 }
 
 /// Writes milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.sssZ`, the form JavaScript's
@@ -336,6 +365,54 @@ mod tests {
     use bson::spec::BinarySubtype;
     use bson::{Binary, DateTime, Decimal128, Document, RawDocumentBuf, Regex, Timestamp, doc};
     use serde_json::json;
+
+    /// Every character JSON escapes, and the ones near them, in strings long enough to cross
+    /// the eight-byte steps of `next_escape` at every offset.
+    fn arb_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let chars = prop_oneof![
+            Just('a'),
+            Just('"'),
+            Just('\\'),
+            Just('\n'),
+            Just('\t'),
+            Just('\u{1}'),
+            Just('\u{1f}'),
+            Just(' '),
+            Just('!'),
+            Just('#'),
+            Just('['),
+            Just(']'),
+            Just('\u{7f}'),
+            Just('é'),
+            Just('\u{2028}'),
+            Just('😀'),
+        ];
+        proptest::collection::vec(chars, 0..40).prop_map(|c| c.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strings_are_escaped_exactly_where_json_requires(text in arb_text()) {
+            let mut out = Vec::new();
+            write_str(&mut out, &text);
+            let written = String::from_utf8(out).expect("utf-8");
+            let back: String = serde_json::from_str(&written).expect("a JSON string");
+            proptest::prop_assert_eq!(&back, &text);
+            // Nothing escaped that need not be: one backslash per quote and control character,
+            // two per backslash.
+            let expected: usize = text
+                .chars()
+                .map(|c| match c {
+                    '"' => 1,
+                    '\\' => 2,
+                    c if u32::from(c) < 0x20 => 1,
+                    _ => 0,
+                })
+                .sum();
+            proptest::prop_assert_eq!(written.matches('\\').count(), expected, "{}", written);
+        }
+    }
 
     fn render(doc: &Document, mode: OutputMode) -> String {
         let raw = RawDocumentBuf::from_document(doc).expect("encodable");
