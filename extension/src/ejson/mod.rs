@@ -192,6 +192,16 @@ mod tests {
         }
 
         #[test]
+        fn relaxed_dates_read_back_to_the_same_millisecond(ms in -62_135_596_800_000_i64..253_402_300_800_000) {
+            let doc = doc! {"v": DateTime::from_millis(ms)};
+            let text = render(&doc, OutputMode::Relaxed);
+            let json: Value = serde_json::from_str(&text).expect("valid JSON");
+            prop_assert_eq!(json["v"]["$date"].is_string(), ms >= 0, "{}", text);
+            let back = to_bson(json).expect("reads back");
+            prop_assert_eq!(Bson::try_from(back).expect("BSON"), Bson::Document(doc), "{}", text);
+        }
+
+        #[test]
         fn json_mode_always_writes_valid_json(value in arb_bson()) {
             let text = render(&doc! {"v": value}, OutputMode::Json);
             prop_assert!(serde_json::from_str::<Value>(&text).is_ok(), "{}", text);

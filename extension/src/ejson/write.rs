@@ -327,21 +327,40 @@ fn write_iso8601(out: &mut Vec<u8>, millis: i64) {
     let days = millis.div_euclid(86_400_000);
     let ms_of_day = millis.rem_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
-    let mut s = String::with_capacity(27);
     if (0..=9999).contains(&year) {
-        let _ = write!(s, "{year:04}");
+        push_digits(out, year.unsigned_abs(), 4);
     } else {
-        let _ = write!(s, "{}{:06}", if year < 0 { '-' } else { '+' }, year.abs());
+        out.push(if year < 0 { b'-' } else { b'+' });
+        push_digits(out, year.unsigned_abs(), 6);
     }
-    let _ = write!(
-        s,
-        "-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000
-    );
-    out.extend_from_slice(s.as_bytes());
+    let ms_of_day = ms_of_day.unsigned_abs();
+    for (separator, value, width) in [
+        (b'-', u64::from(month), 2),
+        (b'-', u64::from(day), 2),
+        (b'T', ms_of_day / 3_600_000, 2),
+        (b':', ms_of_day / 60_000 % 60, 2),
+        (b':', ms_of_day / 1000 % 60, 2),
+        (b'.', ms_of_day % 1000, 3),
+    ] {
+        out.push(separator);
+        push_digits(out, value, width);
+    }
+    out.push(b'Z');
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits (a date's fields: no formatter,
+/// which costs more than the rest of the date).
+fn push_digits(out: &mut Vec<u8>, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut rest = value;
+    let mut at = digits.len();
+    while rest > 0 {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let start = at.min(digits.len() - width);
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Howard Hinnant's days-to-civil algorithm: the proleptic Gregorian date of a day number.
