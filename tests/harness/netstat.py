@@ -39,7 +39,12 @@ def _established(pid: int) -> list[tuple[int, int]]:
 
 def established_to(pid: int, remote_port: int) -> int:
     """How many ESTABLISHED TCP connections process `pid` has to any address on `remote_port`."""
-    return sum(1 for _, remote in _established(pid) if remote == remote_port)
+    return len(local_ports_to(pid, remote_port))
+
+
+def local_ports_to(pid: int, remote_port: int) -> list[int]:
+    """The local ports of the ESTABLISHED TCP connections process `pid` has to `remote_port`."""
+    return sorted(local for local, remote in _established(pid) if remote == remote_port)
 
 
 def established_on(pid: int, local_port: int) -> int:
