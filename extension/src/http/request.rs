@@ -81,11 +81,16 @@ pub fn response_format(headers: &HeaderMap) -> ResponseFormat {
         framing: Framing::Object,
     };
     for part in accept.split(',') {
-        let mut params = part.split(';').map(str::trim);
-        let essence = params.next();
-        let params: Vec<String> = params.map(|p| p.replace(' ', "")).collect();
-        let has = |param: &str| params.iter().any(|p| p == param);
-        let ejson = if has("mode=relaxed") {
+        let mut params = part.split(';');
+        let essence = params.next().map(str::trim);
+        // A `name=value` parameter, spaces around either side allowed; no allocation per request.
+        let has = |name: &str, value: &str| {
+            params.clone().any(|p| {
+                p.split_once('=')
+                    .is_some_and(|(n, v)| n.trim() == name && v.trim() == value)
+            })
+        };
+        let ejson = if has("mode", "relaxed") {
             OutputMode::Relaxed
         } else {
             OutputMode::Ejson
@@ -97,7 +102,7 @@ pub fn response_format(headers: &HeaderMap) -> ResponseFormat {
             }
             Some("application/x-ndjson") => {
                 format.framing = Framing::Lines;
-                if has("format=ejson") {
+                if has("format", "ejson") {
                     format.mode = ejson;
                 }
                 return format;
