@@ -222,9 +222,9 @@ test-e2e test-api-arm64: layer-arm64 arm64-runner
 test-e2e test-deploy: sample-functions
 
 .PHONY: test-lint
-test-lint: ## cargo fmt --check and cargo clippy -D warnings (and fmt of the benchmark's echo server)
+test-lint: ## cargo fmt --check and cargo clippy -D warnings (and fmt of the benchmark's two small Rust programs)
 	@$(call run_suite,cargo fmt --all -- --check && cargo fmt --manifest-path tests/bench/echo/Cargo.toml -- --check \
-		&& cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
+		&& cargo fmt --manifest-path tests/bench/driver-floor/Cargo.toml -- --check && cargo clippy --all-targets -- -D warnings && echo "lint: fmt and clippy clean")
 
 .PHONY: test-rust
 test-rust: ## Rust unit and property tests, and the API against FerretDB over plain TCP, then over TLS
@@ -319,14 +319,24 @@ $(BENCH_ECHO): tests/bench/echo/Cargo.toml tests/bench/echo/Cargo.lock tests/ben
 .PHONY: bench-echo
 bench-echo: $(BENCH_ECHO) ## Build the bare hyper echo server the benchmark compares the sidecar with
 
+# The driver alone, findOne as the sidecar sends it, no HTTP: its own small cargo workspace too.
+BENCH_DRIVER_FLOOR := target/bench-driver-floor/release/bench-driver-floor
+
+$(BENCH_DRIVER_FLOOR): tests/bench/driver-floor/Cargo.toml tests/bench/driver-floor/Cargo.lock tests/bench/driver-floor/src/main.rs
+	@$(call need,cargo,Install Rust with rustup.)
+	cargo build --release --locked --quiet --manifest-path tests/bench/driver-floor/Cargo.toml --target-dir target/bench-driver-floor
+
+.PHONY: bench-driver-floor
+bench-driver-floor: $(BENCH_DRIVER_FLOOR) ## Build the driver-only program the benchmark splits the sidecar's CPU with
+
 BENCH := $(TEST_ENV) PYTHONPATH=tests $(PYTHON) -m bench
 
 .PHONY: bench
-bench: tools layer sample-functions $(BENCH_ECHO) ## The benchmark: per-operation CPU and latency against the drivers, sizes, memory, start-up, the Java and Python runtimes (BENCH_ARGS=--quick)
+bench: tools layer sample-functions $(BENCH_ECHO) $(BENCH_DRIVER_FLOOR) ## The benchmark: per-operation CPU and latency against the drivers, sizes, memory, start-up, the Java and Python runtimes (BENCH_ARGS=--quick)
 	$(BENCH) $(BENCH_ARGS)
 
 .PHONY: bench-smoke
-bench-smoke: sample-functions $(BENCH_ECHO) ## Every benchmark section with tiny workloads (under a minute): fails only if a figure cannot be measured
+bench-smoke: sample-functions $(BENCH_ECHO) $(BENCH_DRIVER_FLOOR) ## Every benchmark section with tiny workloads (under a minute): fails only if a figure cannot be measured
 	@$(call run_suite,$(BENCH) --smoke)
 
 FUZZ_SECONDS ?= 60

@@ -159,6 +159,16 @@ def echo_binary() -> Path:
     return ECHO_BINARY
 
 
+#: Built by `make bench-driver-floor` (cargo, its own workspace under tests/bench/driver-floor).
+DRIVER_FLOOR_BINARY = REPO_ROOT / "target" / "bench-driver-floor" / "release" / "bench-driver-floor"
+
+
+def driver_floor_binary() -> Path:
+    if not os.access(DRIVER_FLOOR_BINARY, os.X_OK):
+        raise HarnessError(f"{DRIVER_FLOOR_BINARY} not found: run `make bench-driver-floor`")
+    return DRIVER_FLOOR_BINARY
+
+
 def node() -> str:
     path = shutil.which("node")
     if not path:

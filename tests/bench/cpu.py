@@ -1,12 +1,15 @@
 """4. The sidecar's own CPU per findOne: N requests from the cheapest keep-alive client
 (rawhttp, one request in flight), with the sidecar's utime+stime read from /proc before and after;
-next to the floor, a bare hyper echo server (tests/bench/echo) measured the same way, in turns; and
-the cost of metrics, a second sidecar with MONGO_SIDECAR_METRICS=emf in the same turns.
+next to its two floors, measured in the same turns: a bare hyper echo server (tests/bench/echo)
+answering the same client and request, and the driver alone (tests/bench/driver-floor: the same
+`mongodb` crate sending the same find command N times, no HTTP, its CPU from getrusage); and the
+cost of metrics, a second sidecar with MONGO_SIDECAR_METRICS=emf in the same turns.
 
 And, with --callgrind, instructions per request under valgrind's callgrind for a fixed workload:
 slow, but the same count on a busy machine as on a quiet one.
 """
 
+import json
 import os
 import re
 import shutil
@@ -18,7 +21,7 @@ from pathlib import Path
 from harness.procs import free_port, terminate, wait_for_port
 
 from . import data
-from .context import BENCH_OUT, TOKEN, Context, echo_binary
+from .context import BENCH_OUT, TOKEN, Context, driver_floor_binary, echo_binary
 from .proc import cpu_seconds, cpu_times
 from .rawhttp import Target, post, sequential
 from .report import Goal, Section
@@ -69,6 +72,19 @@ def _pooled(turns: list[dict]) -> dict:
     return pooled | {"requests": n, "turns": turns}
 
 
+def _driver_alone(ctx: Context, count: int) -> dict:
+    """The driver alone: findOne `count` times as the sidecar sends it, in a process of its own
+    that measures itself (tests/bench/driver-floor)."""
+    done = subprocess.run([str(driver_floor_binary()), ctx.db.uri, data.DATABASE, data.SMALL, "sku",
+                           ctx.small_sku, str(count)], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench-driver-floor failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    figures = json.loads(done.stdout)
+    cursor, command = figures["cursor"], figures["command"]
+    return {"cpu_us": cursor["cpu_us"], "user_us": cursor["user_us"], "system_us": cursor["system_us"],
+            "wall_us": cursor["wall_us"], "command_cpu_us": command["cpu_us"], "requests": figures["requests"]}
+
+
 class EchoServer:
     """The bare hyper echo server (tests/bench/echo), on a free port, while in `with`."""
 
@@ -94,7 +110,8 @@ def run(ctx: Context, section: Section) -> None:
     request = findone_request(ctx)
     per_turn = max(1, ctx.workload.cpu_requests // ROUNDS)
     database_pid = ctx.db._proc.pid if getattr(ctx.db, "_proc", None) else None  # FerretDB's own CPU, for scale
-    turns: dict[str, list[dict]] = {"TCP": [], "Unix socket": [], "echo": [], "TCP, metrics emf": []}
+    turns: dict[str, list[dict]] = {"TCP": [], "Unix socket": [], "echo": [], "TCP, metrics emf": [],
+                                    "driver alone": []}
     with ctx.sidecar() as sidecar, EchoServer(echo_binary()) as echo, \
             ctx.sidecar(env={"MONGO_SIDECAR_METRICS": "emf"}, unix_socket=False) as measured:
         servers = {"TCP": (sidecar.pid(), Target(port=sidecar.port), database_pid),
@@ -104,6 +121,7 @@ def run(ctx: Context, section: Section) -> None:
         for _ in range(ROUNDS):  # alternating, so that a burst of load falls on all three alike
             for name, (pid, target, db_pid) in servers.items():
                 turns[name].append(_per_request(pid, target, request, per_turn, db_pid))
+            turns["driver alone"].append(_driver_alone(ctx, per_turn))
     figures = {name: _pooled(t) for name, t in turns.items()}
     section.details.update(figures)
     echo_us = figures["echo"]["cpu_us"]
@@ -117,6 +135,15 @@ def run(ctx: Context, section: Section) -> None:
                 note=f"the same client and request; wall {figures['echo']['wall_us']:.0f} µs/req")
     section.add("sidecar CPU per findOne / bare hyper echo server, TCP", ratio(figures["TCP"]["cpu_us"], echo_us),
                 "×", Goal(ECHO_RATIO_GOAL), note=f"{figures['TCP']['cpu_us'] - echo_us:+.0f} µs over the echo")
+    alone = figures["driver alone"]
+    sidecar_us = figures["TCP"]["cpu_us"]
+    section.add("the driver alone, CPU per findOne (no HTTP)", alone["cpu_us"], "µs",
+                note=f"user {alone['user_us']:.0f} + system {alone['system_us']:.0f} µs; the same crate and find "
+                     f"command, {alone['requests']:,} requests; through run_raw_command, no cursor: "
+                     f"{alone['command_cpu_us']:.0f} µs")
+    section.add("the driver alone / the sidecar, TCP", ratio(alone["cpu_us"], sidecar_us), "×",
+                note=f"the sidecar's CPU less the driver's and the echo server's: "
+                     f"{sidecar_us - alone['cpu_us'] - echo_us:.0f} µs (routing, the token, request decoding, EJSON)")
     with_metrics = figures["TCP, metrics emf"]["cpu_us"]
     section.add("sidecar CPU per findOne with MONGO_SIDECAR_METRICS=emf / without", ratio(with_metrics, figures["TCP"]["cpu_us"]),
                 "×", Goal(METRICS_RATIO_GOAL),
