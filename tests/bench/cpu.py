@@ -176,6 +176,25 @@ def run_callgrind(ctx: Context, section: Section) -> None:
     if plain.get("TCP") and emf.get("TCP"):
         section.add("instructions per findOne with MONGO_SIDECAR_METRICS=emf / without", emf["TCP"] / plain["TCP"],
                     "×", goal=Goal(METRICS_RATIO_GOAL), note=f"{emf['TCP'] / 1000:,.0f} k against {plain['TCP'] / 1000:,.0f} k")
+    alone = _callgrind_driver_alone(ctx, dumps)
+    section.details["callgrind driver alone"] = {"instructions_per_request": alone}
+    section.add("instructions per findOne under callgrind, the driver alone", alone / 1000, "k instr",
+                note=f"{ratio(alone, plain.get('TCP')):.2f} of the sidecar's" if plain.get("TCP") else None)
+
+
+def _callgrind_driver_alone(ctx: Context, dumps: Path) -> float:
+    """The driver alone's instructions per findOne: two runs under callgrind that differ only in
+    the number of findOne they time (the same start-up and warm-up), their difference divided by
+    that number."""
+    count = ctx.workload.callgrind_requests
+    totals = []
+    for n in (WARMUP_REQUESTS, WARMUP_REQUESTS + count):
+        out_file = dumps / f"callgrind.driver-alone.{n}"
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
+                        str(driver_floor_binary()), ctx.db.uri, data.DATABASE, data.SMALL, "sku", ctx.small_sku,
+                        str(n), "cursor"], check=True, capture_output=True, timeout=600)
+        totals.append(_callgrind_total(str(out_file)))
+    return (totals[1] - totals[0]) / count
 
 
 def _callgrind_sidecar(ctx: Context, section: Section, dumps, extra_env: dict, paths: list[str],

@@ -1,12 +1,13 @@
-//! `bench-driver-floor URI DATABASE COLLECTION FIELD VALUE COUNT`: the driver's own CPU per
-//! findOne, with no HTTP around it. The benchmark runs it in turns with the sidecar to show how
+//! `bench-driver-floor URI DATABASE COLLECTION FIELD VALUE COUNT [cursor|command]`: the driver's
+//! own CPU per findOne, with no HTTP around it. The benchmark runs it in turns with the sidecar to show how
 //! much of the sidecar's CPU per request the driver takes by itself.
 //!
 //! It sends findOne as the sidecar does (`find` with `limit: 1`, `singleBatch: true` and a
 //! `maxTimeMS`, through `run_raw_cursor_command`, on a current-thread runtime), `COUNT` times in
 //! turn after a warm-up, and prints one JSON line: CPU (user, system) and wall time per findOne
 //! from `getrusage`, for the whole process. A second figure does the same through
-//! `run_raw_command`, the cheapest call the driver offers (no cursor).
+//! `run_raw_command`, the cheapest call the driver offers (no cursor). The last argument runs only
+//! one of the two (under callgrind, for instructions per findOne).
 //!
 //! Build: `make bench-driver-floor`.
 
@@ -23,10 +24,26 @@ enum Call {
     Command,
 }
 
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::Cursor => "cursor",
+            Call::Command => "command",
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [uri, database, collection, field, value, count] = args.as_slice() else {
-        eprintln!("usage: bench-driver-floor URI DATABASE COLLECTION FIELD VALUE COUNT");
+    let (calls, args) = match args.as_slice() {
+        [rest @ .., last] if last == "cursor" => (&[Call::Cursor][..], rest),
+        [rest @ .., last] if last == "command" => (&[Call::Command][..], rest),
+        all => (&[Call::Cursor, Call::Command][..], all),
+    };
+    let [uri, database, collection, field, value, count] = args else {
+        eprintln!(
+            "usage: bench-driver-floor URI DATABASE COLLECTION FIELD VALUE COUNT [cursor|command]"
+        );
         std::process::exit(2);
     };
     let Ok(count) = count.parse::<u32>() else {
@@ -46,13 +63,12 @@ fn main() {
             "limit": 1,
             "singleBatch": true,
         };
-        let cursor = measure(&db, &command, Call::Cursor, count).await;
-        let plain = measure(&db, &command, Call::Command, count).await;
-        println!(
-            "{{\"requests\":{count},\"cursor\":{cursor},\"command\":{plain}}}",
-            cursor = cursor.json(),
-            plain = plain.json()
-        );
+        let mut out = format!("{{\"requests\":{count}");
+        for &call in calls {
+            let figures = measure(&db, &command, call, count).await;
+            out.push_str(&format!(",\"{}\":{}", call.name(), figures.json()));
+        }
+        println!("{out}}}");
     });
 }
 
