@@ -72,11 +72,17 @@ def _pooled(turns: list[dict]) -> dict:
     return pooled | {"requests": n, "turns": turns}
 
 
+def _driver_alone_command(ctx: Context, count: int, *calls: str) -> list[str]:
+    """tests/bench/driver-floor's command line: `count` findOne by the same sku as the sidecar's
+    request; `calls` picks "cursor" or "command" (default both)."""
+    return [str(driver_floor_binary()), ctx.db.uri, data.DATABASE, data.SMALL, "sku", ctx.small_sku, str(count),
+            *calls]
+
+
 def _driver_alone(ctx: Context, count: int) -> dict:
     """The driver alone: findOne `count` times as the sidecar sends it, in a process of its own
     that measures itself (tests/bench/driver-floor)."""
-    done = subprocess.run([str(driver_floor_binary()), ctx.db.uri, data.DATABASE, data.SMALL, "sku",
-                           ctx.small_sku, str(count)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(_driver_alone_command(ctx, count), capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"bench-driver-floor failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     figures = json.loads(done.stdout)
@@ -191,8 +197,7 @@ def _callgrind_driver_alone(ctx: Context, dumps: Path) -> float:
     for n in (WARMUP_REQUESTS, WARMUP_REQUESTS + count):
         out_file = dumps / f"callgrind.driver-alone.{n}"
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-                        str(driver_floor_binary()), ctx.db.uri, data.DATABASE, data.SMALL, "sku", ctx.small_sku,
-                        str(n), "cursor"], check=True, capture_output=True, timeout=600)
+                        *_driver_alone_command(ctx, n, "cursor")], check=True, capture_output=True, timeout=600)
         totals.append(_callgrind_total(str(out_file)))
     return (totals[1] - totals[0]) / count
 
